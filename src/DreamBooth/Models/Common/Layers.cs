@@ -1,0 +1,49 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DreamBooth.Models.Common;
+
+/// <summary>Where and in which dtype a model's parameters are created (the <c>meta</c> device builds shapes only).</summary>
+public readonly record struct ModelPlacement(Device Device, ScalarType DType)
+{
+    public static ModelPlacement Cpu => new(torch.CPU, ScalarType.Float32);
+    public static ModelPlacement Meta => new(torch.META, ScalarType.Float32);
+}
+
+/// <summary>Layer factories bound to a <see cref="ModelPlacement"/>, so model code reads like the PyTorch original.</summary>
+internal static class Layers
+{
+    public static Conv2d Conv(ModelPlacement p, long cin, long cout, long kernel, long stride = 1, long padding = 0) =>
+        nn.Conv2d(cin, cout, kernel, stride: stride, padding: padding, bias: true, device: p.Device, dtype: p.DType);
+
+    public static Linear Linear(ModelPlacement p, long cin, long cout, bool bias = true) =>
+        nn.Linear(cin, cout, hasBias: bias, device: p.Device, dtype: p.DType);
+
+    public static GroupNorm GroupNorm(ModelPlacement p, long groups, long channels, double eps) =>
+        nn.GroupNorm(groups, channels, eps, affine: true, device: p.Device, dtype: p.DType);
+
+    public static LayerNorm LayerNorm(ModelPlacement p, long dim, double eps) =>
+        nn.LayerNorm(dim, eps, elementwise_affine: true, bias: true, device: p.Device, dtype: p.DType);
+
+    public static Embedding Embedding(ModelPlacement p, long num, long dim) =>
+        nn.Embedding(num, dim, device: p.Device, dtype: p.DType);
+}
+
+/// <summary>Activation functions by their config names (<c>silu</c>, <c>gelu</c>, <c>quick_gelu</c>, <c>relu</c>…).</summary>
+public static class Activations
+{
+    public static readonly string[] Known = ["silu", "swish", "gelu", "quick_gelu", "relu", "gelu_new", "gelu_pytorch_tanh"];
+
+    public static bool IsKnown(string name) => Known.Contains(name);
+
+    public static Tensor Apply(string name, Tensor x) => name switch
+    {
+        "silu" or "swish" => nn.functional.silu(x),
+        "gelu" => nn.functional.gelu(x),
+        "gelu_new" or "gelu_pytorch_tanh" => 0.5 * x * (1 + torch.tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x.pow(3)))),
+        "quick_gelu" => x * torch.sigmoid(x * 1.702),
+        "relu" => nn.functional.relu(x),
+        _ => throw new ArgumentException($"unknown activation '{name}' (known: {string.Join(", ", Known)})"),
+    };
+}
