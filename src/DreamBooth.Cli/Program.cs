@@ -1,2 +1,15 @@
-using TorchSharp;
-Console.WriteLine(torch.ones(2,2).sum().item<float>());
+using System.CommandLine;
+using DreamBooth.Cli.Commands;
+
+namespace DreamBooth.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand("DreamBoothNotebooks: Stable Diffusion and DreamBooth fine-tuning on TorchSharp.");
+        root.Subcommands.Add(InspectCommand.Create());
+        root.Subcommands.Add(ParityCommand.Create());
+        return Cli.Run(root, args);
+    }
+}
