@@ -1,0 +1,155 @@
+using System.Text.Json.Serialization;
+
+namespace DreamBooth.Training;
+
+/// <summary>Optimizer choice.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<OptimizerKind>))]
+public enum OptimizerKind
+{
+    /// <summary>AdamW with fp32 states (torch.optim.AdamW maths).</summary>
+    AdamW,
+    /// <summary>AdamW with block-wise 8-bit quantized states (bitsandbytes-style): ~4× less optimizer memory.</summary>
+    AdamW8bit,
+}
+
+/// <summary>Compute precision of the trained networks.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<TrainingPrecision>))]
+public enum TrainingPrecision
+{
+    /// <summary>Everything in float32.</summary>
+    Fp32,
+    /// <summary>
+    /// bf16 mixed precision done explicitly (TorchSharp has no autocast): frozen networks and the forward/backward copies
+    /// run in bfloat16, fp32 master weights are kept for the optimizer step.
+    /// </summary>
+    Bf16,
+}
+
+/// <summary>Learning-rate schedules, as diffusers' <c>get_scheduler</c> names them.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<LrScheduleKind>))]
+public enum LrScheduleKind { Constant, ConstantWithWarmup, Linear, Cosine, CosineWithRestarts, Polynomial }
+
+/// <summary>
+/// Everything that defines a DreamBooth run. Defaults follow the fast-DreamBooth Colab where it had one (UNet LR 2e-6
+/// for full fine-tuning, text encoder trained for its first steps then frozen) and diffusers' train_dreambooth otherwise.
+/// </summary>
+public sealed record TrainingOptions
+{
+    /// <summary>Training resolution in pixels (a multiple of 64 for real SD; of the VAE factor × 8 in general).</summary>
+    public int Resolution { get; init; } = 512;
+
+    /// <summary>Total UNet optimisation steps of this run (with resume: the total, counting steps already done).</summary>
+    public int UnetSteps { get; init; } = 1500;
+
+    public double UnetLearningRate { get; init; } = 2e-6;
+
+    /// <summary>The text encoder trains for its first N steps, then it is frozen (as in the Colab). 0 = never trained.</summary>
+    public int TextEncoderSteps { get; init; } = 350;
+
+    public double TextEncoderLearningRate { get; init; } = 1e-6;
+
+    /// <summary>Instance images per step (class images are added on top when prior preservation is on).</summary>
+    public int BatchSize { get; init; } = 1;
+
+    public int GradientAccumulationSteps { get; init; } = 1;
+
+    public bool PriorPreservation { get; init; } = true;
+
+    public double PriorLossWeight { get; init; } = 1.0;
+
+    /// <summary>Class images per concept for prior preservation (generated once and cached in the session).</summary>
+    public int NumClassImages { get; init; } = 200;
+
+    /// <summary>Sampling steps used to generate class images.</summary>
+    public int ClassImageSteps { get; init; } = 25;
+
+    public LrScheduleKind LrSchedule { get; init; } = LrScheduleKind.Constant;
+
+    public int LrWarmupSteps { get; init; }
+
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
+
+    public double AdamBeta1 { get; init; } = 0.9;
+    public double AdamBeta2 { get; init; } = 0.999;
+    public double AdamEpsilon { get; init; } = 1e-8;
+    public double WeightDecay { get; init; } = 1e-2;
+
+    public TrainingPrecision Precision { get; init; } = TrainingPrecision.Fp32;
+
+    public bool GradientCheckpointing { get; init; }
+
+    /// <summary>Clip the global gradient norm to this (0 = off).</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+
+    /// <summary>Offset noise (noise + offset·N(0,1) per channel), 0 = off; ~0.05–0.1 helps very dark / bright images.</summary>
+    public double OffsetNoise { get; init; }
+
+    /// <summary>Min-SNR-γ loss weighting (Hang et al. 2023); null = off, 5 is the paper's value.</summary>
+    public double? MinSnrGamma { get; init; }
+
+    public long Seed { get; init; } = 1337;
+
+    /// <summary>Write a checkpoint every N steps (0 = only at the end).</summary>
+    public int CheckpointEvery { get; init; } = 500;
+
+    /// <summary>How many checkpoints to keep (the oldest are deleted).</summary>
+    public int KeepCheckpoints { get; init; } = 3;
+
+    /// <summary>Generate validation samples every N steps (0 = off).</summary>
+    public int ValidationEvery { get; init; }
+
+    public IReadOnlyList<string> ValidationPrompts { get; init; } = [];
+
+    public long ValidationSeed { get; init; } = 42;
+
+    public int ValidationSteps { get; init; } = 20;
+
+    /// <summary>Train LoRA adapters instead of full weights when set.</summary>
+    public LoraOptions? Lora { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the option and the fix.</summary>
+    public void Validate()
+    {
+        static void Check(bool ok, string option, string message)
+        {
+            if (!ok) throw new ArgumentException($"{option}: {message}", option);
+        }
+        Check(Resolution > 0 && Resolution % 8 == 0, nameof(Resolution), $"must be a positive multiple of 8 (64 for Stable Diffusion: 512, 768), got {Resolution}");
+        Check(UnetSteps >= 0, nameof(UnetSteps), $"must be ≥ 0, got {UnetSteps}");
+        Check(TextEncoderSteps >= 0, nameof(TextEncoderSteps), $"must be ≥ 0, got {TextEncoderSteps}");
+        Check(UnetLearningRate > 0 && UnetLearningRate < 1, nameof(UnetLearningRate), $"must be in (0, 1), got {UnetLearningRate} (typical: 1e-6 … 5e-6 full, 1e-4 LoRA)");
+        Check(TextEncoderSteps == 0 || (TextEncoderLearningRate > 0 && TextEncoderLearningRate < 1), nameof(TextEncoderLearningRate), $"must be in (0, 1), got {TextEncoderLearningRate}");
+        Check(BatchSize >= 1, nameof(BatchSize), $"must be ≥ 1, got {BatchSize}");
+        Check(GradientAccumulationSteps >= 1, nameof(GradientAccumulationSteps), $"must be ≥ 1, got {GradientAccumulationSteps}");
+        Check(PriorLossWeight >= 0, nameof(PriorLossWeight), $"must be ≥ 0, got {PriorLossWeight}");
+        Check(!PriorPreservation || NumClassImages >= 1, nameof(NumClassImages), "must be ≥ 1 when prior preservation is on (or turn PriorPreservation off)");
+        Check(LrWarmupSteps >= 0, nameof(LrWarmupSteps), $"must be ≥ 0, got {LrWarmupSteps}");
+        Check(MaxGradNorm >= 0, nameof(MaxGradNorm), $"must be ≥ 0 (0 = off), got {MaxGradNorm}");
+        Check(OffsetNoise >= 0 && OffsetNoise < 1, nameof(OffsetNoise), $"must be in [0, 1), got {OffsetNoise}");
+        Check(MinSnrGamma is null || MinSnrGamma > 0, nameof(MinSnrGamma), $"must be > 0 (5 is usual) or unset, got {MinSnrGamma}");
+        Check(CheckpointEvery >= 0, nameof(CheckpointEvery), $"must be ≥ 0, got {CheckpointEvery}");
+        Check(KeepCheckpoints >= 1, nameof(KeepCheckpoints), $"must be ≥ 1, got {KeepCheckpoints}");
+        Check(ValidationEvery >= 0, nameof(ValidationEvery), $"must be ≥ 0, got {ValidationEvery}");
+        Check(AdamBeta1 is >= 0 and < 1 && AdamBeta2 is >= 0 and < 1, "AdamBeta1/AdamBeta2", "must be in [0, 1)");
+        Check(ClassImageSteps >= 1, nameof(ClassImageSteps), $"must be ≥ 1, got {ClassImageSteps}");
+        Lora?.Validate();
+    }
+}
+
+/// <summary>LoRA: rank-r adapters on the attention projections instead of full weights.</summary>
+public sealed record LoraOptions
+{
+    public int Rank { get; init; } = 4;
+
+    /// <summary>Scale numerator: the adapter output is multiplied by Alpha / Rank (kohya convention).</summary>
+    public double Alpha { get; init; } = 4;
+
+    /// <summary>Also put adapters on the text encoder's attention projections.</summary>
+    public bool TrainTextEncoder { get; init; }
+
+    public void Validate()
+    {
+        if (Rank < 1 || Rank > 1024) throw new ArgumentException($"Lora.Rank: must be in 1…1024, got {Rank}", nameof(Rank));
+        if (!(Alpha > 0)) throw new ArgumentException($"Lora.Alpha: must be > 0, got {Alpha}", nameof(Alpha));
+    }
+}
