@@ -32,10 +32,11 @@ public sealed class ClipTextEmbeddings : nn.Module<Tensor, Tensor>
     }
 }
 
-public sealed class ClipAttention : nn.Module
+public sealed class ClipAttention : nn.Module, ILoraTarget
 {
     private readonly Linear q_proj, k_proj, v_proj, out_proj;
     private readonly int heads;
+    private readonly Dictionary<string, LoraAdapter> adapters = new(StringComparer.Ordinal);
 
     public ClipAttention(ModelPlacement p, ClipTextConfig c) : base("CLIPAttention")
     {
@@ -47,8 +48,21 @@ public sealed class ClipAttention : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor mask) =>
-        out_proj.forward(AttentionCore.Compute(q_proj.forward(x), k_proj.forward(x), v_proj.forward(x), heads, false, 0, mask));
+    public IReadOnlyList<(string Name, Linear Linear)> LoraProjections => [("q_proj", q_proj), ("k_proj", k_proj), ("v_proj", v_proj), ("out_proj", out_proj)];
+
+    public void SetAdapter(string projection, LoraAdapter? adapter)
+    {
+        if (!LoraProjections.Any(p => p.Name == projection)) throw new ArgumentException($"no projection '{projection}' in this attention layer");
+        if (adapter is null) adapters.Remove(projection); else adapters[projection] = adapter;
+    }
+
+    public Tensor Forward(Tensor x, Tensor mask)
+    {
+        var q = LoraProjection.Apply(q_proj, adapters.GetValueOrDefault("q_proj"), x);
+        var k = LoraProjection.Apply(k_proj, adapters.GetValueOrDefault("k_proj"), x);
+        var v = LoraProjection.Apply(v_proj, adapters.GetValueOrDefault("v_proj"), x);
+        return LoraProjection.Apply(out_proj, adapters.GetValueOrDefault("out_proj"), AttentionCore.Compute(q, k, v, heads, false, 0, mask));
+    }
 }
 
 public sealed class ClipMlp : nn.Module<Tensor, Tensor>

@@ -11,7 +11,7 @@ namespace DreamBooth.Models.Common;
 /// Computed with <c>scaled_dot_product_attention</c>, or in slices when <see cref="AttentionOptions.SliceSize"/> is set.
 /// <c>upcast_attention</c> computes the scores in float32 when the model runs in half precision.
 /// </summary>
-public sealed class Attention : nn.Module
+public sealed class Attention : nn.Module, ILoraTarget
 {
     private readonly Linear to_q, to_k, to_v;
     private readonly ModuleList<nn.Module<Tensor, Tensor>> to_out;
@@ -19,6 +19,7 @@ public sealed class Attention : nn.Module
     private readonly int heads;
     private readonly bool residual, upcast;
     private readonly AttentionOptions options;
+    private readonly Dictionary<string, LoraAdapter> adapters = new(StringComparer.Ordinal);
 
     public Attention(ModelPlacement p, int queryDim, int? crossDim, int heads, int dimHead, bool qkvBias, bool upcast,
         AttentionOptions options, int? normGroups = null, double normEps = 1e-6, bool residual = false) : base("Attention")
@@ -40,12 +41,20 @@ public sealed class Attention : nn.Module
     /// <summary>Attention over tokens: <paramref name="x"/> [B, L, C], <paramref name="context"/> [B, S, Ck] or null (self-attention).</summary>
     public Tensor Forward(Tensor x, Tensor? context = null)
     {
-        var q = to_q.forward(x);
+        var q = LoraProjection.Apply(to_q, adapters.GetValueOrDefault("to_q"), x);
         var ctx = context ?? x;
-        var k = to_k.forward(ctx);
-        var v = to_v.forward(ctx);
+        var k = LoraProjection.Apply(to_k, adapters.GetValueOrDefault("to_k"), ctx);
+        var v = LoraProjection.Apply(to_v, adapters.GetValueOrDefault("to_v"), ctx);
         var o = AttentionCore.Compute(q, k, v, heads, upcast, options.SliceSize, causalMask: null);
-        return to_out[0].forward(o);
+        return LoraProjection.Apply((Linear)to_out[0], adapters.GetValueOrDefault("to_out.0"), o);
+    }
+
+    public IReadOnlyList<(string Name, Linear Linear)> LoraProjections => [("to_q", to_q), ("to_k", to_k), ("to_v", to_v), ("to_out.0", (Linear)to_out[0])];
+
+    public void SetAdapter(string projection, LoraAdapter? adapter)
+    {
+        if (!LoraProjections.Any(p => p.Name == projection)) throw new ArgumentException($"no projection '{projection}' in this attention layer");
+        if (adapter is null) adapters.Remove(projection); else adapters[projection] = adapter;
     }
 
     /// <summary>The VAE's spatial self-attention: [B, C, H, W] → group norm → attention → + residual.</summary>
