@@ -171,7 +171,9 @@ public static class GridCompositor
         var columnLines = (columnLabels ?? []).Select(l => BitmapFont.Wrap(l, textWidth, scale)).ToList();
         int colHeader = columnLabels == null ? 0 : BitmapFont.MeasureHeight(columnLines.Max(l => l.Count), scale) + 2 * pad;
 
-        var rowLines = (rowLabels ?? []).Select(l => BitmapFont.Wrap(l, textWidth, scale)).ToList();
+        // Row labels may use up to 16 characters per line even when cells are narrower (tiny-model grids).
+        int rowTextWidth = Math.Max(textWidth, 16 * BitmapFont.GlyphSize * scale);
+        var rowLines = (rowLabels ?? []).Select(l => BitmapFont.Wrap(l, rowTextWidth, scale)).ToList();
         int rowHeader = rowLabels == null ? 0
             : rowLines.SelectMany(l => l).Select(s => BitmapFont.MeasureWidth(s, scale)).DefaultIfEmpty(0).Max() + 2 * pad;
 
