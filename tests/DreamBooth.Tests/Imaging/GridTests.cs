@@ -135,7 +135,16 @@ public class GridTests
 
         var preview = Environment.GetEnvironmentVariable("DREAMBOOTH_GRID_PREVIEW");
         if (!string.IsNullOrEmpty(preview))
+        {
+            // Optional visual check: the small grid, and one with 256 px cells and automatic font scale.
             result.SavePng(preview, null, new GridOptions { FontScale = 1, Margin = 8 });
+            using var big = GridResult.FromAxes(XyzAxis.Parse(XyzAxisKind.PromptSearchReplace, "sks dog, sks dog wearing a red hat on the beach, watercolor painting of sks dog"),
+                XyzAxis.Parse(XyzAxisKind.Seed, "1-2"));
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 2; j++)
+                    big[i, j] = Solid(256, 256, new Rgb24((byte)(80 * i), (byte)(100 + 100 * j), 150));
+            big.SavePng(Path.ChangeExtension(preview, ".big.png"));
+        }
     }
 
     [Fact]
