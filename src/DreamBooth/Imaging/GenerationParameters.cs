@@ -41,11 +41,35 @@ public sealed partial record GenerationParameters
     public int? ClipSkip { get; init; }
     /// <summary>img2img denoising strength.</summary>
     public double? DenoisingStrength { get; init; }
-    /// <summary>Further "key: value" pairs, in order (e.g. "Schedule type", "Version", "ENSD").</summary>
+    /// <summary>
+    /// Further "key: value" pairs (e.g. "Schedule type", "Hires upscaler", "Version"). Keys that A1111 writes at a
+    /// fixed place ("Schedule type" after the sampler, "Face restoration" before the size, "ENSD" after clip skip,
+    /// "Version" last, ...) are written there; the others keep their order after those. Parsing a real A1111
+    /// infotext and writing it again therefore usually reproduces it byte for byte.
+    /// </summary>
     public IReadOnlyList<KeyValuePair<string, string>> Extra { get; init; } = [];
 
     static readonly string[] KnownKeys =
         ["Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model", "Denoising strength", "Clip skip"];
+
+    static readonly string[] SlotAfterSampler = ["Schedule type"];
+    static readonly string[] SlotAfterCfg = ["Image CFG scale"];
+    static readonly string[] SlotAfterSeed = ["Face restoration"];
+    static readonly string[] SlotAfterModel =
+        ["FP8 weight", "Cache FP16 weight for LoRA", "VAE hash", "VAE", "Variation seed", "Variation seed strength", "Seed resize from"];
+    static readonly string[] SlotAfterDenoising = ["Conditional mask weight"];
+    static readonly string[] SlotAfterClipSkip =
+        ["ENSD", "Token merging ratio", "Token merging ratio hr", "Init image hash", "RNG", "Tiling"];
+    static readonly string[] SlotLast = ["Version", "User"];
+    static readonly HashSet<string> SlottedKeys =
+        [.. SlotAfterSampler, .. SlotAfterCfg, .. SlotAfterSeed, .. SlotAfterModel, .. SlotAfterDenoising, .. SlotAfterClipSkip, .. SlotLast];
+
+    void AddSlot(List<KeyValuePair<string, string>> pairs, string[] keys)
+    {
+        foreach (var key in keys)
+            foreach (var e in Extra)
+                if (e.Key == key) pairs.Add(e);
+    }
 
     /// <summary>Checks the values; throws <see cref="ArgumentException"/> naming the field and the fix.</summary>
     public void Validate()
@@ -71,19 +95,28 @@ public sealed partial record GenerationParameters
     /// <summary>The A1111 infotext (what the web UI shows under an image and stores in the PNG "parameters" chunk).</summary>
     public string ToInfotext()
     {
+        // Key order of A1111's create_infotext; extra keys that A1111 writes at fixed places go there,
+        // all other extras follow "Tiling" (where A1111 puts extra_generation_params), then "Version", "User".
         var pairs = new List<KeyValuePair<string, string>>
         {
             new("Steps", Steps.ToString(CultureInfo.InvariantCulture)),
             new("Sampler", Sampler),
-            new("CFG scale", FormatNumber(CfgScale)),
-            new("Seed", Seed.ToString(CultureInfo.InvariantCulture)),
-            new("Size", $"{Width.ToString(CultureInfo.InvariantCulture)}x{Height.ToString(CultureInfo.InvariantCulture)}"),
         };
+        AddSlot(pairs, SlotAfterSampler);
+        pairs.Add(new("CFG scale", FormatNumber(CfgScale)));
+        AddSlot(pairs, SlotAfterCfg);
+        pairs.Add(new("Seed", Seed.ToString(CultureInfo.InvariantCulture)));
+        AddSlot(pairs, SlotAfterSeed);
+        pairs.Add(new("Size", $"{Width.ToString(CultureInfo.InvariantCulture)}x{Height.ToString(CultureInfo.InvariantCulture)}"));
         if (ModelHash != null) pairs.Add(new("Model hash", ModelHash));
         if (ModelName != null) pairs.Add(new("Model", ModelName));
+        AddSlot(pairs, SlotAfterModel);
         if (DenoisingStrength is { } ds) pairs.Add(new("Denoising strength", FormatNumber(ds)));
+        AddSlot(pairs, SlotAfterDenoising);
         if (ClipSkip is { } cs) pairs.Add(new("Clip skip", cs.ToString(CultureInfo.InvariantCulture)));
-        pairs.AddRange(Extra);
+        AddSlot(pairs, SlotAfterClipSkip);
+        pairs.AddRange(Extra.Where(e => !SlottedKeys.Contains(e.Key)));
+        AddSlot(pairs, SlotLast);
 
         // create_infotext: ", ".join(k if k == v else f"{k}: {quote(v)}")
         var paramsLine = string.Join(", ", pairs.Select(p => p.Key == p.Value ? p.Key : $"{p.Key}: {Quote(p.Value)}"));

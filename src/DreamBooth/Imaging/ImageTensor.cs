@@ -90,11 +90,13 @@ public static class ImageTensor
                 $"{method} expects an image tensor [B,3,H,W] or [3,H,W]; got [{string.Join(",", images.shape)}].", nameof(images));
         if (!x.is_floating_point())
             throw new ArgumentException($"{method} expects a floating-point tensor; got {x.dtype}.", nameof(images));
-        x = x.detach().cpu().to_type(ScalarType.Float32);
+        // As diffusers' postprocess: denormalize and clamp in the tensor's own dtype, then .float() on the CPU,
+        // then (x * 255).round() (torch.round rounds half to even, like numpy in numpy_to_pil).
+        x = x.detach();
         if (fromSigned)
-            x = x / 2 + 0.5;
-        // torch.round rounds half to even, like numpy's round in diffusers' numpy_to_pil.
-        var bytes = (x.clamp(0, 1) * 255).round().to_type(ScalarType.Byte).permute(0, 2, 3, 1).contiguous();
+            x = x * 0.5 + 0.5;
+        x = x.clamp(0, 1).cpu().to_type(ScalarType.Float32);
+        var bytes = (x * 255).round().to_type(ScalarType.Byte).permute(0, 2, 3, 1).contiguous();
         int b = (int)bytes.shape[0], h = (int)bytes.shape[1], w = (int)bytes.shape[2];
         var all = bytes.data<byte>().ToArray();
         var result = new List<Image<Rgb24>>(b);

@@ -128,6 +128,8 @@ public class GenerationParametersTests
         Assert.Equal("easynegative: c74b4e810b03, badhandv4: 5e40d722fc3d", p.GetExtra("TI hashes"));
         Assert.Null(p.ClipSkip);
         Assert.Null(p.DenoisingStrength);
+        // "Schedule type" goes back between Sampler and CFG scale, as A1111 writes it.
+        Assert.Equal(text.Replace("\r\n", "\n").TrimEnd('\n'), p.ToInfotext());
     }
 
     [Fact]
@@ -143,6 +145,20 @@ public class GenerationParametersTests
         Assert.Equal("45dee52b", p.ModelHash);
         Assert.Null(p.ModelName);
         Assert.Equal(["Face restoration", "ENSD"], p.Extra.Select(e => e.Key));
+        Assert.Equal(text.Replace("\n  sunset, highly detailed  \n", "\nsunset, highly detailed\n"), p.ToInfotext());
+    }
+
+    [Fact]
+    public void ToInfotext_PlacesSlottedExtrasWhereA1111Does()
+    {
+        var p = new GenerationParameters
+        {
+            Prompt = "x",
+            Extra = [new("Version", "v1.9.0"), new("Hires steps", "10"), new("ENSD", "31337"), new("Schedule type", "Karras")],
+        };
+        Assert.Equal(
+            "x\nSteps: 20, Sampler: Euler a, Schedule type: Karras, CFG scale: 7, Seed: -1, Size: 512x512, ENSD: 31337, Hires steps: 10, Version: v1.9.0",
+            p.ToInfotext());
     }
 
     [Fact]

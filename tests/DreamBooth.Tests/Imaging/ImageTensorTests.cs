@@ -92,6 +92,11 @@ public class ImageTensorTests
         var ex = Assert.Throws<ArgumentException>(() => ImageTensor.ToImages(zeros(1, 4, 2, 2)));
         Assert.Contains("[1,4,2,2]", ex.Message);
         Assert.Throws<ArgumentException>(() => ImageTensor.ToImages(zeros(new long[] { 1, 3, 2, 2 }, dtype: ScalarType.Int32)));
+        // half-precision VAE output is accepted (denormalized in fp16, then converted like diffusers)
+        using var half = ImageTensor.ToImages(full(new long[] { 1, 3, 2, 2 }, 0.5f, dtype: ScalarType.Float16))[0];
+        Assert.Equal(new Rgb24(191, 191, 191), half[1, 1]);
+        using var bf = ImageTensor.ToImages(full(new long[] { 3, 2, 2 }, -1f, dtype: ScalarType.BFloat16))[0];
+        Assert.Equal(new Rgb24(0, 0, 0), bf[0, 0]);
     }
 
     [Fact]
