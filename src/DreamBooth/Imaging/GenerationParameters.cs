@@ -92,7 +92,12 @@ public sealed partial record GenerationParameters
         }
     }
 
-    /// <summary>The A1111 infotext (what the web UI shows under an image and stores in the PNG "parameters" chunk).</summary>
+    /// <summary>
+    /// The A1111 infotext (what the web UI shows under an image and stores in the PNG "parameters" chunk).
+    /// Like A1111 this does not validate; after <see cref="Validate"/> succeeds, <see cref="Parse"/> reads the text
+    /// back to an equal record as long as prompt lines carry no surrounding whitespace and no prompt line starts with
+    /// "Negative prompt:" (A1111's reader strips lines and splits there).
+    /// </summary>
     public string ToInfotext()
     {
         // Key order of A1111's create_infotext; extra keys that A1111 writes at fixed places go there,

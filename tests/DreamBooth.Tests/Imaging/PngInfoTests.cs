@@ -128,6 +128,15 @@ public class PngInfoTests
         File.WriteAllBytes(dir.File("re.png"), second);
         Assert.Equal(Sample, PngInfo.ReadParameters(dir.File("re.png")));
         Assert.Throws<FileNotFoundException>(() => PngInfo.ReadParameters(dir.File("missing.png")));
+
+        // An image loaded from an A1111-style PNG carries its old text in ImageSharp's metadata;
+        // saving it with new parameters must still leave exactly one "parameters" chunk.
+        using var reloaded = Image.Load<Rgb24>(dir.File("re.png"));
+        var newer = Sample with { Seed = 7 };
+        PngInfo.Save(reloaded, dir.File("re2.png"), newer);
+        var texts = PngInfo.ReadTextChunks(File.ReadAllBytes(dir.File("re2.png")));
+        Assert.Single(texts, t => t.Keyword == "parameters");
+        Assert.Equal(newer, PngInfo.ReadParameters(dir.File("re2.png")));
     }
 
     static byte[] MakeChunk(string type, byte[] data)
