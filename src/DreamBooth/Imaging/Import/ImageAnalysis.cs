@@ -91,7 +91,8 @@ public static class SmartCrop
         int slackA = scores.Length - 1;
         int best = PickBest(scores);
         int side0 = Math.Min(w, h), slack = Math.Max(w, h) - side0;
-        int offset = slackA == 0 ? slack / 2 : (int)Math.Round(best / (double)slackA * slack);
+        // A tie centred on the middle (e.g. a uniform picture) keeps the exact centre crop.
+        int offset = slackA == 0 || Math.Abs(best - slackA / 2.0) <= 0.5 ? slack / 2 : (int)Math.Round(best / (double)slackA * slack);
         offset = Math.Clamp(offset, 0, slack);
         return w > h ? new CropBox(offset, 0, side0) : new CropBox(0, offset, side0);
     }

@@ -95,7 +95,7 @@ public static class StepsCalculator
             case StepsRule.FixedTotal650:
                 steps = 650;
                 why = "Used the fixed '650 steps' total as asked, whatever the number of images.";
-                others = string.Format(inv, " For {0} image(s) that is {1:F0} steps per image, {2} the ~50-100 per image rule ({3}-{4} here).",
+                others = string.Format(inv, " For {0} image(s) that is {1:0.#} steps per image, {2} the ~50-100 per image rule ({3}-{4} here).",
                     n, 650.0 / n, 650.0 / n < LowPerImage ? "below" : 650.0 / n > HighPerImage ? "above" : "within", low, high);
                 break;
             default:
