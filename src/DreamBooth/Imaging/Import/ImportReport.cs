@@ -144,6 +144,19 @@ public sealed class ImageReport
     public override string ToString() => ToText();
 }
 
+/// <summary>A flat, table-friendly view of one <see cref="ImageReport"/>.</summary>
+public sealed record ImportRow(
+    string File,
+    ImportStatus Status,
+    string? Output,
+    string? Caption,
+    CaptionSource? CaptionSource,
+    int Width,
+    int Height,
+    double? Sharpness,
+    IssueSeverity? WorstIssue,
+    string Issues);
+
 /// <summary>Counts over an import.</summary>
 public sealed record ImportSummary(
     int Files,
@@ -183,6 +196,12 @@ public sealed class ImportReport
 
     /// <summary>Training-steps recommendation for the imported images, with its reasoning.</summary>
     public StepsRecommendation Steps { get; }
+
+    /// <summary>One flat row per file (for notebook tables and data frames).</summary>
+    public IReadOnlyList<ImportRow> ToRows() => Images.Select(i => new ImportRow(
+        i.SourcePath, i.Status, i.OutputPath, i.Caption, i.CaptionSource, i.Width, i.Height, i.Sharpness,
+        i.Issues.Count == 0 ? null : i.WorstSeverity,
+        string.Join("; ", i.Issues.Select(x => x.ToString())))).ToList();
 
     public IEnumerable<ImageReport> Imported => Images.Where(i => i.Status == ImportStatus.Imported);
 

@@ -126,7 +126,14 @@ public sealed class InstanceImageImporter
                 items.Add(new SourceItem("(empty path)", "", null, null, null, IssueKind.FileNotFound, "an empty path was given; pass a file, folder or .zip path"));
                 continue;
             }
-            var p = Path.GetFullPath(raw);
+            string p;
+            try { p = Path.GetFullPath(raw); }
+            catch (Exception ex) when (ex is ArgumentException or NotSupportedException or PathTooLongException)
+            {
+                FlushLoose();
+                items.Add(new SourceItem(raw, raw, null, null, null, IssueKind.FileNotFound, $"not a valid path ({ex.Message})"));
+                continue;
+            }
             if (Directory.Exists(p))
             {
                 FlushLoose();

@@ -9,7 +9,7 @@ using static DreamBooth.Tests.Imaging.Import.ImportTestImages;
 
 namespace DreamBooth.Tests.Imaging.Import;
 
-public class InstanceImageImporterTests
+public class InstanceImageImporterTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     static readonly ImportOptions Tiny = new() { Resolution = 64 };
 
@@ -227,7 +227,14 @@ public class InstanceImageImporterTests
         Assert.True(File.Exists(Path.Combine(dst.Path, "me (1).png")));
         Assert.True(File.Exists(Path.Combine(dst.Path, "other_shot.png")));
         var text = report.ToText();
+        output.WriteLine(text);
         foreach (var img in report.Images) Assert.Contains(img.SourcePath, text, StringComparison.Ordinal);
+        Assert.Contains("Summary: 2 imported, 5 skipped", text, StringComparison.Ordinal);
+        Assert.Contains("only 2 image(s)", text, StringComparison.Ordinal);
+        var rows = report.ToRows();
+        Assert.Equal(7, rows.Count);
+        Assert.Equal(IssueSeverity.Error, rows.Single(r => r.File.EndsWith("bomb.png", StringComparison.Ordinal)).WorstIssue);
+        Assert.Equal(2, report.Steps.ImageCount);
     }
 
     [Fact]
@@ -331,6 +338,7 @@ public class InstanceImageImporterTests
         var (first, second, d) = Assert.Single(report.Summary.NearDuplicatePairs);
         Assert.EndsWith("a.jpg", first, StringComparison.Ordinal);
         Assert.EndsWith("b.png", second, StringComparison.Ordinal);
+        output.WriteLine($"pHash distance resized copy: {d}; unrelated: {PerceptualHash.Distance(Only(report, "a.jpg").PerceptualHash!.Value, Only(report, "c.jpg").PerceptualHash!.Value)}");
         Assert.InRange(d, 0, 10);
         var w = Assert.Single(Only(report, "b.png").Issues, i => i.Kind == IssueKind.NearDuplicate);
         Assert.Contains("a.jpg", w.Message, StringComparison.Ordinal);
@@ -356,6 +364,7 @@ public class InstanceImageImporterTests
         var soft = Only(report, "soft.png");
         Assert.DoesNotContain(sharp.Issues, i => i.Kind == IssueKind.Blurry);
         var w = Assert.Single(soft.Issues, i => i.Kind == IssueKind.Blurry);
+        output.WriteLine($"sharpness: sharp {sharp.Sharpness:F1}, blurred {soft.Sharpness:F1}");
         Assert.True(soft.Sharpness < 100 && sharp.Sharpness > 100, $"sharp {sharp.Sharpness}, soft {soft.Sharpness}");
         Assert.Contains(soft.Sharpness!.Value.ToString("F1", System.Globalization.CultureInfo.InvariantCulture), w.Message, StringComparison.Ordinal);
     }
