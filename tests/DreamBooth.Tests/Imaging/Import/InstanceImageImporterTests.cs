@@ -65,6 +65,38 @@ public class InstanceImageImporterTests(Xunit.Abstractions.ITestOutputHelper out
         Assert.Contains("cut.jpg", report.ToText(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("png")]
+    [InlineData("gif")]
+    [InlineData("bmp")]
+    [InlineData("webp")]
+    public void EveryFormat_CutInHalf_IsSkippedNeverUsed(string ext)
+    {
+        using var src = TestPaths.NewTempDir();
+        using var dst = TestPaths.NewTempDir();
+        byte[] full;
+        using (var a = Detailed(120, 90, 8))
+        using (var ms = new MemoryStream())
+        {
+            switch (ext)
+            {
+                case "png": a.SaveAsPng(ms); break;
+                case "gif": a.SaveAsGif(ms); break;
+                case "bmp": a.SaveAsBmp(ms); break;
+                default: a.SaveAsWebp(ms); break;
+            }
+            full = ms.ToArray();
+        }
+        File.WriteAllBytes(src.File("half." + ext), full.AsSpan(0, full.Length / 2).ToArray());
+
+        var r = Only(new InstanceImageImporter(Tiny).Import(src.File("half." + ext), dst.Path), "half." + ext);
+
+        Assert.Equal(ImportStatus.Skipped, r.Status);
+        var issue = Assert.Single(r.Issues, i => i.Severity == IssueSeverity.Error);
+        Assert.True(issue.Kind is IssueKind.Truncated or IssueKind.Corrupt, issue.ToString());
+        Assert.Empty(Directory.GetFiles(dst.Path));
+    }
+
     [Fact]
     public void TextFileNamedPng_IsReportedAsNotAnImage()
     {
