@@ -34,11 +34,11 @@ public sealed class AdamW : AdamWBase
     }
 
     /// <summary>Creates the optimizer over <paramref name="groups"/> (each with its own learning rate).</summary>
-    public AdamW(IEnumerable<ParamGroup> groups, AdamWOptions? options = null) : base(groups, options) { }
+    public AdamW(IEnumerable<ParameterGroup> groups, AdamWOptions? options = null) : base(groups, options) { }
 
     /// <summary>Convenience: one group named "params".</summary>
     public AdamW(IEnumerable<Parameter> parameters, double learningRate, AdamWOptions? options = null)
-        : base(new[] { new ParamGroup("params", parameters, learningRate) }, options) { }
+        : base(new[] { new ParameterGroup("params", parameters, learningRate) }, options) { }
 
     /// <inheritdoc />
     protected override ParamState CreateState(Parameter p) => new State

@@ -45,7 +45,7 @@ public sealed class AdamW8bit : AdamWBase
     }
 
     /// <summary>Creates the optimizer; both option records are validated.</summary>
-    public AdamW8bit(IEnumerable<ParamGroup> groups, AdamWOptions? options = null, Quantization8bitOptions? quantization = null)
+    public AdamW8bit(IEnumerable<ParameterGroup> groups, AdamWOptions? options = null, Quantization8bitOptions? quantization = null)
         : base(groups, options)
     {
         Quantization = quantization ?? new Quantization8bitOptions();
@@ -54,7 +54,7 @@ public sealed class AdamW8bit : AdamWBase
 
     /// <summary>Convenience: one group named "params".</summary>
     public AdamW8bit(IEnumerable<Parameter> parameters, double learningRate, AdamWOptions? options = null, Quantization8bitOptions? quantization = null)
-        : this(new[] { new ParamGroup("params", parameters, learningRate) }, options, quantization) { }
+        : this(new[] { new ParameterGroup("params", parameters, learningRate) }, options, quantization) { }
 
     /// <summary>Block size and the fp32 threshold.</summary>
     public Quantization8bitOptions Quantization { get; }

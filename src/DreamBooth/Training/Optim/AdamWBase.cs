@@ -32,14 +32,14 @@ public abstract class AdamWBase : ITrainingOptimizer
     }
 
     /// <summary>Validates options and groups (no parameter may appear in two groups).</summary>
-    protected AdamWBase(IEnumerable<ParamGroup> groups, AdamWOptions? options)
+    protected AdamWBase(IEnumerable<ParameterGroup> groups, AdamWOptions? options)
     {
         ArgumentNullException.ThrowIfNull(groups);
         Options = options ?? new AdamWOptions();
         Options.Validate();
         Groups = groups.ToArray();
         if (Groups.Count == 0)
-            throw new ArgumentException("An optimizer needs at least one ParamGroup (e.g. the UNet's trainable parameters).", nameof(groups));
+            throw new ArgumentException("An optimizer needs at least one ParameterGroup (e.g. the UNet's trainable parameters).", nameof(groups));
         var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
         foreach (var g in Groups)
             foreach (var p in g.Parameters)
@@ -52,7 +52,7 @@ public abstract class AdamWBase : ITrainingOptimizer
     public AdamWOptions Options { get; }
 
     /// <inheritdoc />
-    public IReadOnlyList<ParamGroup> Groups { get; }
+    public IReadOnlyList<ParameterGroup> Groups { get; }
 
     /// <inheritdoc />
     public long StepCount { get; private set; }

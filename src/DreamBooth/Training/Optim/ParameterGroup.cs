@@ -8,26 +8,26 @@ namespace DreamBooth.Training.Optim;
 /// optimizer param group. <see cref="BaseLearningRate"/> is what an LR schedule multiplies;
 /// <see cref="LearningRate"/> is what the next <c>Step()</c> uses.
 /// </summary>
-public sealed class ParamGroup
+public sealed class ParameterGroup
 {
     /// <summary>Creates a group. <paramref name="weightDecay"/> overrides the optimizer's default when set.</summary>
-    public ParamGroup(string name, IEnumerable<Parameter> parameters, double learningRate, double? weightDecay = null)
+    public ParameterGroup(string name, IEnumerable<Parameter> parameters, double learningRate, double? weightDecay = null)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         if (string.IsNullOrWhiteSpace(name))
-            throw new ArgumentException("ParamGroup name must be a non-empty string (e.g. \"unet\").", nameof(name));
+            throw new ArgumentException("ParameterGroup name must be a non-empty string (e.g. \"unet\").", nameof(name));
         if (!(learningRate >= 0) || double.IsInfinity(learningRate))
             throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate,
-                $"ParamGroup '{name}': learning rate must be a finite number >= 0 (typical: 1e-6 .. 1e-4).");
+                $"ParameterGroup '{name}': learning rate must be a finite number >= 0 (typical: 1e-6 .. 1e-4).");
         if (weightDecay is { } wd && (!(wd >= 0) || double.IsInfinity(wd)))
             throw new ArgumentOutOfRangeException(nameof(weightDecay), wd,
-                $"ParamGroup '{name}': weight decay must be a finite number >= 0 (typical: 1e-2).");
+                $"ParameterGroup '{name}': weight decay must be a finite number >= 0 (typical: 1e-2).");
         Name = name;
         Parameters = parameters.ToArray();
         if (Parameters.Count == 0)
-            throw new ArgumentException($"ParamGroup '{name}' has no parameters; pass the module's trainable parameters.", nameof(parameters));
+            throw new ArgumentException($"ParameterGroup '{name}' has no parameters; pass the module's trainable parameters.", nameof(parameters));
         if (Parameters.Distinct(ReferenceEqualityComparer.Instance).Count() != Parameters.Count)
-            throw new ArgumentException($"ParamGroup '{name}' lists the same parameter twice.", nameof(parameters));
+            throw new ArgumentException($"ParameterGroup '{name}' lists the same parameter twice.", nameof(parameters));
         BaseLearningRate = learningRate;
         LearningRate = learningRate;
         WeightDecay = weightDecay;
@@ -100,7 +100,7 @@ public sealed record Quantization8bitOptions
 public interface ITrainingOptimizer : IDisposable
 {
     /// <summary>The parameter groups, in construction order.</summary>
-    IReadOnlyList<ParamGroup> Groups { get; }
+    IReadOnlyList<ParameterGroup> Groups { get; }
 
     /// <summary>How many times <see cref="Step"/> has run (restored by <see cref="LoadStateDict"/>).</summary>
     long StepCount { get; }

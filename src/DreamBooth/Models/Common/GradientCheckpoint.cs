@@ -1,0 +1,114 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DreamBooth.Models.Common;
+
+/// <summary>
+/// Gradient (activation) checkpointing, as <c>torch.utils.checkpoint.checkpoint(use_reentrant=True)</c>
+/// (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost"): the forward pass of a sub-network runs
+/// without recording activations; backward runs it again with grad enabled and back-propagates through the
+/// recomputation. Built on TorchSharp's custom autograd function, so it composes with ordinary
+/// <c>loss.backward()</c>: gradients of inputs flow on, and gradients of the closure's parameters accumulate
+/// into their <c>.grad</c> exactly as a plain backward would.
+/// <para>RNG caveat: the recomputation draws fresh random numbers, so a sub-network with active dropout
+/// (or any other randomness) would see different masks in backward; PyTorch replays the RNG state for that.
+/// Stable Diffusion's UNet and CLIP use dropout 0, so nothing is replayed here: keep dropout at 0 (or the module
+/// in eval mode) inside checkpointed blocks. Other caveats: the sub-network must be a pure function of its
+/// inputs and parameters (no in-place changes of buffers), and its parameters must be passed in
+/// <c>parameters</c>: a parameter missing there gets no gradient.</para>
+/// </summary>
+public static class GradientCheckpoint
+{
+    /// <summary>
+    /// Runs <paramref name="fn"/> on <paramref name="inputs"/> checkpointed. <paramref name="parameters"/> are the
+    /// parameters the function reads through its closure (typically <c>block.parameters()</c>); inputs that do not
+    /// require grad (e.g. a timestep embedding of a frozen model, or encoder states) get no gradient. When grad
+    /// mode is off, or nothing involved requires grad, <paramref name="fn"/> simply runs.
+    /// </summary>
+    public static Tensor Run(Func<Tensor[], Tensor> fn, IReadOnlyList<Parameter> parameters, params Tensor[] inputs)
+    {
+        ArgumentNullException.ThrowIfNull(fn);
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(inputs);
+        for (int i = 0; i < inputs.Length; i++)
+            if (inputs[i] is null || inputs[i].IsInvalid)
+                throw new ArgumentException($"GradientCheckpoint input {i} is null or disposed.", nameof(inputs));
+        var trainable = parameters.Where(p => p.requires_grad).ToArray();
+        if (!torch.is_grad_enabled() || (trainable.Length == 0 && !inputs.Any(t => t.requires_grad)))
+            return fn(inputs);
+        // Slot 0 carries the closure (not a tensor: no gradient); inputs and parameters follow as graph inputs,
+        // so the engine routes the parameter gradients returned by backward into their AccumulateGrad nodes.
+        var args = new object[1 + inputs.Length + trainable.Length];
+        args[0] = new Payload(fn, inputs.Length, trainable.Length);
+        for (int i = 0; i < inputs.Length; i++) args[1 + i] = inputs[i];
+        for (int i = 0; i < trainable.Length; i++) args[1 + inputs.Length + i] = trainable[i];
+        return CheckpointFunction.apply(args);
+    }
+
+    private sealed record Payload(Func<Tensor[], Tensor> Fn, int InputCount, int ParameterCount);
+
+    private sealed class CheckpointFunction : torch.autograd.SingleTensorFunction<CheckpointFunction>
+    {
+        public override string Name => nameof(GradientCheckpoint);
+
+        public override Tensor forward(torch.autograd.AutogradContext ctx, params object[] vars)
+        {
+            var payload = (Payload)vars[0];
+            var inputs = new Tensor[payload.InputCount];
+            var needsGrad = new bool[payload.InputCount];
+            for (int i = 0; i < inputs.Length; i++)
+            {
+                inputs[i] = (Tensor)vars[1 + i];
+                needsGrad[i] = inputs[i].requires_grad;
+            }
+            var parameters = new Tensor[payload.ParameterCount];
+            for (int i = 0; i < parameters.Length; i++) parameters[i] = (Tensor)vars[1 + payload.InputCount + i];
+            ctx.save_data("payload", payload);
+            ctx.save_data("needsGrad", needsGrad);
+            ctx.save_data("parameters", parameters);
+            ctx.save_for_backward(inputs.ToList());
+            // apply() runs this under no_grad: no activations are recorded.
+            var output = payload.Fn(inputs);
+            if (output is null || output.IsInvalid)
+                throw new InvalidOperationException("The checkpointed function returned null or a disposed tensor.");
+            return output;
+        }
+
+        public override List<Tensor> backward(torch.autograd.AutogradContext ctx, Tensor gradOutput)
+        {
+            var payload = (Payload)ctx.get_data("payload");
+            var needsGrad = (bool[])ctx.get_data("needsGrad");
+            var parameters = (Tensor[])ctx.get_data("parameters");
+            var result = new List<Tensor> { null! };
+            using (var scope = torch.NewDisposeScope())
+            {
+                var saved = ctx.get_saved_variables();
+                var detached = new Tensor[saved.Count];
+                for (int i = 0; i < saved.Count; i++)
+                    detached[i] = needsGrad[i] ? saved[i].detach().requires_grad_(true) : saved[i].detach();
+                var wrt = new List<Tensor>();
+                for (int i = 0; i < detached.Length; i++) if (needsGrad[i]) wrt.Add(detached[i]);
+                wrt.AddRange(parameters);
+                IList<Tensor> grads;
+                using (torch.enable_grad())
+                {
+                    var output = payload.Fn(detached);
+                    if (!output.requires_grad)
+                        throw new InvalidOperationException("The checkpointed function's recomputed output does not require grad; check that its parameters were passed to GradientCheckpoint.Run.");
+                    grads = torch.autograd.grad(new[] { output }, wrt, new[] { gradOutput }, allow_unused: true);
+                }
+                int k = 0;
+                for (int i = 0; i < detached.Length; i++)
+                    result.Add(needsGrad[i] ? Valid(grads[k++]) : null!);
+                for (int i = 0; i < parameters.Length; i++)
+                    result.Add(Valid(grads[k++]));
+                // Gradients are handed to the autograd engine after this method returns: keep them alive past this scope.
+                foreach (var g in result) g?.MoveToOuterDisposeScope();
+            }
+            return result;
+        }
+
+        private static Tensor Valid(Tensor? t) => t is null || t.IsInvalid ? null! : t;
+    }
+}
