@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace DreamBooth.Models.Common;
 
 /// <summary>
-/// Gradient (activation) checkpointing, as <c>torch.utils.checkpoint.checkpoint(use_reentrant=True)</c>
+/// Gradient (activation) checkpointing, like PyTorch's reentrant <c>torch.utils.checkpoint.checkpoint</c>
 /// (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost"): the forward pass of a sub-network runs
 /// without recording activations; backward runs it again with grad enabled and back-propagates through the
 /// recomputation. Built on TorchSharp's custom autograd function, so it composes with ordinary
@@ -104,6 +104,8 @@ public static class GradientCheckpoint
                 for (int i = 0; i < parameters.Length; i++)
                     result.Add(Valid(grads[k++]));
                 // Gradients are handed to the autograd engine after this method returns: keep them alive past this scope.
+                // On CPU backward runs on the caller's thread, so they land in the caller's step scope; on CUDA the engine
+                // calls this from its device thread, where no scope exists and they are left to the GC finaliser.
                 foreach (var g in result) g?.MoveToOuterDisposeScope();
             }
             return result;

@@ -123,6 +123,7 @@ public abstract class AdamWBase : ITrainingOptimizer
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var d = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        using var scope = torch.NewDisposeScope(); // temporaries only: every returned tensor is detached from it
         using var noGrad = torch.no_grad();
         d["step"] = torch.tensor(StepCount, ScalarType.Int64).DetachFromDisposeScope();
         for (int gi = 0; gi < Groups.Count; gi++)
@@ -146,6 +147,7 @@ public abstract class AdamWBase : ITrainingOptimizer
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(state);
         var consumed = new HashSet<string>(StringComparer.Ordinal);
+        using var scope = torch.NewDisposeScope(); // temporaries only: loaded state tensors are detached from it
         long step = ReadInt64(state, "step", "optimizer state", consumed);
         var lrs = new double[Groups.Count];
         var loaded = Groups.Select(g => new ParamState?[g.Parameters.Count]).ToArray();

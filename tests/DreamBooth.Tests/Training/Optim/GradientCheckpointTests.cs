@@ -91,6 +91,29 @@ public class GradientCheckpointTests
     }
 
     [Fact]
+    public void RecomputesInBackwardAndHandlesInputsWithoutGrad()
+    {
+        using var block = new Block(4, 8, 12);
+        var ps = block.parameters().ToArray();
+        var (_, temb, ctx, pre) = Inputs(11);
+        using var scope = torch.NewDisposeScope();
+        var x = pre.detach(); // only the parameters need grad here (e.g. frozen latents into the first block)
+        var unused = torch.ones(3).requires_grad_(true);
+        int calls = 0;
+        var y = GradientCheckpoint.Run(a => { calls++; return block.forward(a[0], a[1], a[2]); }, ps, x, temb, ctx, unused);
+        Assert.Equal(1, calls);
+        var target = torch.zeros_like(y);
+        F.mse_loss(y, target).backward();
+        Assert.Equal(2, calls); // the forward ran again inside backward
+        var ckptGrads = ps.Select(p => p.grad!.clone()).ToArray();
+        Assert.Null(unused.grad);
+        foreach (var p in ps) p.grad = null;
+        F.mse_loss(block.forward(x, temb, ctx), target).backward();
+        for (int i = 0; i < ps.Length; i++)
+            Assert.True(ps[i].grad!.Same(ckptGrads[i]), $"parameter {i} grad differs");
+    }
+
+    [Fact]
     public void FrozenParametersAndNoGradModeJustRunTheFunction()
     {
         using var block = new Block(4, 8, 12);
