@@ -29,6 +29,17 @@ public static class GradientCheckpoint
     public static Tensor Run(Func<Tensor[], Tensor> fn, IReadOnlyList<Parameter> parameters, params Tensor[] inputs)
     {
         ArgumentNullException.ThrowIfNull(fn);
+        return RunMany(a => new[] { fn(a) }, parameters, inputs)[0];
+    }
+
+    /// <summary>
+    /// As <see cref="Run"/> for a sub-network with several outputs (e.g. a UNet down block returning its hidden
+    /// states and the residuals for the skip connections). Outputs must be tensors the function creates (an input
+    /// returned unchanged is cloned); outputs that are not floating point carry no gradient.
+    /// </summary>
+    public static Tensor[] RunMany(Func<Tensor[], Tensor[]> fn, IReadOnlyList<Parameter> parameters, params Tensor[] inputs)
+    {
+        ArgumentNullException.ThrowIfNull(fn);
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(inputs);
         for (int i = 0; i < inputs.Length; i++)
@@ -43,16 +54,16 @@ public static class GradientCheckpoint
         args[0] = new Payload(fn, inputs.Length, trainable.Length);
         for (int i = 0; i < inputs.Length; i++) args[1 + i] = inputs[i];
         for (int i = 0; i < trainable.Length; i++) args[1 + inputs.Length + i] = trainable[i];
-        return CheckpointFunction.apply(args);
+        return CheckpointFunction.apply(args).ToArray();
     }
 
-    private sealed record Payload(Func<Tensor[], Tensor> Fn, int InputCount, int ParameterCount);
+    private sealed record Payload(Func<Tensor[], Tensor[]> Fn, int InputCount, int ParameterCount);
 
-    private sealed class CheckpointFunction : torch.autograd.SingleTensorFunction<CheckpointFunction>
+    private sealed class CheckpointFunction : torch.autograd.MultiTensorFunction<CheckpointFunction>
     {
         public override string Name => nameof(GradientCheckpoint);
 
-        public override Tensor forward(torch.autograd.AutogradContext ctx, params object[] vars)
+        public override List<Tensor> forward(torch.autograd.AutogradContext ctx, params object[] vars)
         {
             var payload = (Payload)vars[0];
             var inputs = new Tensor[payload.InputCount];
@@ -69,13 +80,20 @@ public static class GradientCheckpoint
             ctx.save_data("parameters", parameters);
             ctx.save_for_backward(inputs.ToList());
             // apply() runs this under no_grad: no activations are recorded.
-            var output = payload.Fn(inputs);
-            if (output is null || output.IsInvalid)
-                throw new InvalidOperationException("The checkpointed function returned null or a disposed tensor.");
-            return output;
+            var outputs = payload.Fn(inputs);
+            if (outputs is null || outputs.Length == 0)
+                throw new InvalidOperationException("The checkpointed function returned no tensors.");
+            var result = new List<Tensor>(outputs.Length);
+            foreach (var o in outputs)
+            {
+                if (o is null || o.IsInvalid)
+                    throw new InvalidOperationException("The checkpointed function returned null or a disposed tensor.");
+                result.Add(inputs.Any(i => ReferenceEquals(i, o)) ? o.clone() : o);
+            }
+            return result;
         }
 
-        public override List<Tensor> backward(torch.autograd.AutogradContext ctx, Tensor gradOutput)
+        public override List<Tensor> backward(torch.autograd.AutogradContext ctx, List<Tensor> gradOutputs)
         {
             var payload = (Payload)ctx.get_data("payload");
             var needsGrad = (bool[])ctx.get_data("needsGrad");
@@ -93,10 +111,21 @@ public static class GradientCheckpoint
                 IList<Tensor> grads;
                 using (torch.enable_grad())
                 {
-                    var output = payload.Fn(detached);
-                    if (!output.requires_grad)
-                        throw new InvalidOperationException("The checkpointed function's recomputed output does not require grad; check that its parameters were passed to GradientCheckpoint.Run.");
-                    grads = torch.autograd.grad(new[] { output }, wrt, new[] { gradOutput }, allow_unused: true);
+                    var outputs = payload.Fn(detached);
+                    if (outputs.Length != gradOutputs.Count)
+                        throw new InvalidOperationException($"The checkpointed function returned {outputs.Length} tensors when recomputed but {gradOutputs.Count} in forward; it must be deterministic.");
+                    var outs = new List<Tensor>();
+                    var gouts = new List<Tensor>();
+                    for (int i = 0; i < outputs.Length; i++)
+                    {
+                        var g = gradOutputs[i];
+                        if (!outputs[i].requires_grad || g is null || g.IsInvalid) continue;
+                        outs.Add(outputs[i]);
+                        gouts.Add(g);
+                    }
+                    if (outs.Count == 0)
+                        throw new InvalidOperationException("No recomputed output of the checkpointed function requires grad; check that its parameters were passed to GradientCheckpoint.Run.");
+                    grads = torch.autograd.grad(outs, wrt, gouts, allow_unused: true);
                 }
                 int k = 0;
                 for (int i = 0; i < detached.Length; i++)

@@ -152,6 +152,23 @@ public class AdamWTests(ITestOutputHelper output)
             Assert.True(full.All[i].Same(resumed.All[i]), $"parameter {i} differs after resume (max |Δ| = {OptimTestHelpers.MaxAbsDiff(full.All[i], resumed.All[i])})");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void StepsDoNotLeakTensors(bool eightBit)
+    {
+        using var m = new TinyMlp(64, 128, 8, seed: 4);
+        using ITrainingOptimizer opt = eightBit ? new AdamW8bit(m.All, 1e-3) : new AdamW(m.All, 1e-3);
+        var counts = new List<long>();
+        for (int s = 0; s < 6; s++)
+        {
+            OptimTestHelpers.Train(m, opt, s, s + 1);
+            GradClip.ClipGradNorm(m.All, 1.0);
+            counts.Add(DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        }
+        Assert.True(counts.Skip(2).All(c => c == counts[1]), "live tensors per step: " + string.Join(", ", counts));
+    }
+
     [Fact]
     public void LoadStateDictIsStrictAndLoud()
     {

@@ -90,6 +90,35 @@ public class GradientCheckpointTests
         Assert.Null(ctx.grad);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void SeveralOutputsGiveTheSameGradients(bool useBothOutputs)
+    {
+        using var block = new Block(4, 8, 12);
+        var ps = block.parameters().ToArray();
+        var (_, temb, ctx, pre) = Inputs(13);
+        Tensor[] Fn(Tensor[] a)
+        {
+            var y = block.forward(a[0], a[1], a[2]);
+            return new[] { y, (y * a[0]).mean(new long[] { 2, 3 }) }; // like (hidden, residual) of a down block
+        }
+        Tensor Loss(Tensor[] o) => useBothOutputs ? o[0].square().mean() + o[1].sum() : o[0].square().mean();
+        using (torch.NewDisposeScope()) Loss(Fn(new[] { pre * 1.0, temb, ctx })).backward();
+        var plain = ps.Select(p => p.grad!.clone()).Append(pre.grad!.clone()).ToArray();
+        foreach (var p in ps) p.grad = null;
+        pre.grad = null;
+        using (torch.NewDisposeScope())
+        {
+            var outs = GradientCheckpoint.RunMany(Fn, ps, pre * 1.0, temb, ctx);
+            Assert.Equal(2, outs.Length);
+            Loss(outs).backward();
+        }
+        var ckpt = ps.Select(p => p.grad!).Append(pre.grad!).ToArray();
+        for (int i = 0; i < plain.Length; i++)
+            Assert.True(ckpt[i].Same(plain[i]), $"grad {i} differs, max |Δ| = {(ckpt[i] - plain[i]).abs().max().item<float>()}");
+    }
+
     [Fact]
     public void RecomputesInBackwardAndHandlesInputsWithoutGrad()
     {
