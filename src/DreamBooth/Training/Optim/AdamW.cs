@@ -1,0 +1,84 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DreamBooth.Training.Optim;
+
+/// <summary>
+/// AdamW (Loshchilov &amp; Hutter 2019, "Decoupled Weight Decay Regularization") written out op for op as
+/// PyTorch's <c>torch.optim.AdamW</c> (single-tensor path): <c>p *= 1 - lr·wd</c>; <c>m.lerp_(g, 1-β1)</c>;
+/// <c>v = β2·v + (1-β2)·g²</c>; <c>p -= lr/(1-β1^t) · m / (sqrt(v)/sqrt(1-β2^t) + eps)</c>.
+/// State (exp_avg, exp_avg_sq) is kept in the parameter's dtype, as PyTorch does. Owning the state (rather
+/// than using TorchSharp's optimizer) lets checkpoints store it as plain named tensors.
+/// </summary>
+public sealed class AdamW : AdamWBase
+{
+    private sealed class State : ParamState
+    {
+        public required Tensor ExpAvg;
+        public required Tensor ExpAvgSq;
+
+        public override void Save(Dictionary<string, Tensor> into, string prefix)
+        {
+            into[prefix + "exp_avg"] = ExpAvg.detach().clone().DetachFromDisposeScope();
+            into[prefix + "exp_avg_sq"] = ExpAvgSq.detach().clone().DetachFromDisposeScope();
+        }
+
+        public override long Bytes => BytesOf(ExpAvg) + BytesOf(ExpAvgSq);
+
+        public override void Dispose()
+        {
+            ExpAvg.Dispose();
+            ExpAvgSq.Dispose();
+        }
+    }
+
+    /// <summary>Creates the optimizer over <paramref name="groups"/> (each with its own learning rate).</summary>
+    public AdamW(IEnumerable<ParameterGroup> groups, AdamWOptions? options = null) : base(groups, options) { }
+
+    /// <summary>Convenience: one group named "params".</summary>
+    public AdamW(IEnumerable<Parameter> parameters, double learningRate, AdamWOptions? options = null)
+        : base(new[] { new ParameterGroup("params", parameters, learningRate) }, options) { }
+
+    /// <inheritdoc />
+    protected override ParamState CreateState(Parameter p) => new State
+    {
+        ExpAvg = torch.zeros_like(p).DetachFromDisposeScope(),
+        ExpAvgSq = torch.zeros_like(p).DetachFromDisposeScope(),
+    };
+
+    /// <inheritdoc />
+    protected override void Update(Parameter p, Tensor grad, ParamState state, double lr, double weightDecay)
+    {
+        var s = (State)state;
+        double beta1 = Options.Beta1, beta2 = Options.Beta2;
+        ApplyAdamW(p, grad, s.ExpAvg, s.ExpAvgSq, s.Step, lr, weightDecay, beta1, beta2, Options.Eps);
+    }
+
+    /// <summary>The in-place AdamW update shared with <see cref="AdamW8bit"/> (PyTorch's op order).</summary>
+    internal static void ApplyAdamW(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, long step,
+        double lr, double weightDecay, double beta1, double beta2, double eps)
+    {
+        param.mul_(1 - lr * weightDecay);
+        expAvg.lerp_(grad, 1 - beta1);
+        expAvgSq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+        double biasCorrection1 = 1 - Math.Pow(beta1, step);
+        double biasCorrection2 = 1 - Math.Pow(beta2, step);
+        double stepSize = lr / biasCorrection1;
+        double biasCorrection2Sqrt = Math.Sqrt(biasCorrection2);
+        using var denom = expAvgSq.sqrt().div_(biasCorrection2Sqrt).add_(eps);
+        param.addcdiv_(expAvg, denom, -stepSize);
+    }
+
+    /// <inheritdoc />
+    protected override ParamState LoadState(Parameter p, string where, string prefix, IReadOnlyDictionary<string, Tensor> dict, HashSet<string> consumed)
+    {
+        var m = ReadTensor(dict, prefix + "exp_avg", where, p.shape, p.dtype, p.device, consumed);
+        try
+        {
+            var v = ReadTensor(dict, prefix + "exp_avg_sq", where, p.shape, p.dtype, p.device, consumed);
+            return new State { ExpAvg = m, ExpAvgSq = v };
+        }
+        catch { m.Dispose(); throw; }
+    }
+}

@@ -1,0 +1,36 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DreamBooth.Training.Optim;
+
+/// <summary>Gradient clipping by global L2 norm, as <c>torch.nn.utils.clip_grad_norm_</c>.</summary>
+public static class GradClip
+{
+    /// <summary>
+    /// Computes the L2 norm of all gradients together (each grad's norm in fp32, then the norm of those norms,
+    /// like PyTorch) and, if finite, scales every grad in place by <c>min(1, maxNorm / (total + 1e-6))</c>.
+    /// Returns the total norm before clipping; parameters without grad are ignored (0 if none has one).
+    /// If the norm is inf or NaN the grads are left untouched and the non-finite norm is returned so the
+    /// caller can skip the step (PyTorch would multiply the grads by 0 or NaN here).
+    /// </summary>
+    public static double ClipGradNorm(IEnumerable<Parameter> parameters, double maxNorm)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        if (!(maxNorm > 0) || double.IsInfinity(maxNorm))
+            throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, "maxNorm (max_grad_norm) must be a finite number > 0; diffusers' default is 1.0.");
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
+        if (grads.Count == 0) return 0.0;
+        var norms = grads.Select(g => torch.linalg.vector_norm(g.to(ScalarType.Float32), 2));
+        var device = grads[0].device;
+        var total = torch.linalg.vector_norm(torch.stack(norms.Select(n => n.to(device))), 2);
+        double totalNorm = total.cpu().item<float>();
+        if (!double.IsFinite(totalNorm)) return totalNorm;
+        var clipCoef = (maxNorm / (total + 1e-6)).clamp_max(1.0);
+        foreach (var g in grads)
+            g.mul_(clipCoef.to(g.device));
+        return totalNorm;
+    }
+}
