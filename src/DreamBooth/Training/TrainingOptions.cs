@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using DreamBooth.Training.Optim;
 
 namespace DreamBooth.Training;
 
@@ -24,10 +25,6 @@ public enum TrainingPrecision
     /// </summary>
     Bf16,
 }
-
-/// <summary>Learning-rate schedules, as diffusers' <c>get_scheduler</c> names them.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<LrScheduleKind>))]
-public enum LrScheduleKind { Constant, ConstantWithWarmup, Linear, Cosine, CosineWithRestarts, Polynomial }
 
 /// <summary>
 /// Everything that defines a DreamBooth run. Defaults follow the fast-DreamBooth Colab where it had one (UNet LR 2e-6

@@ -50,6 +50,8 @@ public sealed class ClipAttention : nn.Module, ILoraTarget
 
     public IReadOnlyList<(string Name, Linear Linear)> LoraProjections => [("q_proj", q_proj), ("k_proj", k_proj), ("v_proj", v_proj), ("out_proj", out_proj)];
 
+    public IEnumerable<LoraAdapter> AttachedAdapters => adapters.Values;
+
     public void SetAdapter(string projection, LoraAdapter? adapter)
     {
         if (!LoraProjections.Any(p => p.Name == projection)) throw new ArgumentException($"no projection '{projection}' in this attention layer");

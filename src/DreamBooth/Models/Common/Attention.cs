@@ -51,6 +51,8 @@ public sealed class Attention : nn.Module, ILoraTarget
 
     public IReadOnlyList<(string Name, Linear Linear)> LoraProjections => [("to_q", to_q), ("to_k", to_k), ("to_v", to_v), ("to_out.0", (Linear)to_out[0])];
 
+    public IEnumerable<LoraAdapter> AttachedAdapters => adapters.Values;
+
     public void SetAdapter(string projection, LoraAdapter? adapter)
     {
         if (!LoraProjections.Any(p => p.Name == projection)) throw new ArgumentException($"no projection '{projection}' in this attention layer");

@@ -14,6 +14,9 @@ public interface ILoraTarget
 
     /// <summary>Attaches (or with null removes) an adapter whose output is added to the projection's output.</summary>
     void SetAdapter(string projection, LoraAdapter? adapter);
+
+    /// <summary>The adapters attached now.</summary>
+    IEnumerable<LoraAdapter> AttachedAdapters { get; }
 }
 
 /// <summary>
@@ -56,6 +59,21 @@ public sealed class LoraAdapter : nn.Module<Tensor, Tensor>
 
     /// <summary>The dense weight delta this adapter adds ([out, in]).</summary>
     public Tensor Delta() => lora_up.weight!.matmul(lora_down.weight!) * Scale;
+}
+
+/// <summary>Parameters a sub-network's output depends on: its own plus those of LoRA adapters attached inside it.</summary>
+public static class LoraParameters
+{
+    public static List<Parameter> WithAdapters(nn.Module module)
+    {
+        var list = module.parameters().ToList();
+        foreach (var (_, m) in module.named_modules())
+            if (m is ILoraTarget t)
+                foreach (var a in t.AttachedAdapters) list.AddRange(a.parameters());
+        if (module is ILoraTarget self)
+            foreach (var a in self.AttachedAdapters) list.AddRange(a.parameters());
+        return list;
+    }
 }
 
 /// <summary>Applies a projection plus its optional adapter.</summary>

@@ -85,10 +85,22 @@ public sealed class UNet2DConditionModel : nn.Module
     public Device Device => conv_in.weight!.device;
 
     /// <summary>
-    /// Recompute block activations in backward instead of storing them (less memory, ~30% more compute).
-    /// Pass the checkpoint function (see <c>GradientCheckpoint.Run</c>) or null to switch it off.
+    /// Recompute resnet / transformer activations in backward instead of storing them (less memory, ~30% more compute),
+    /// as diffusers' <c>enable_gradient_checkpointing</c>. Only active in training mode with gradients enabled.
     /// </summary>
-    public void SetGradientCheckpointing(Func<Func<Tensor[], Tensor>, nn.Module, Tensor[], Tensor>? checkpoint)
+    public bool GradientCheckpointing
+    {
+        get => gradientCheckpointing;
+        set
+        {
+            gradientCheckpointing = value;
+            SetCheckpoint(value ? (fn, module, inputs) => GradientCheckpoint.Run(fn, LoraParameters.WithAdapters(module), inputs) : null);
+        }
+    }
+
+    private bool gradientCheckpointing;
+
+    void SetCheckpoint(Func<Func<Tensor[], Tensor>, nn.Module, Tensor[], Tensor>? checkpoint)
     {
         foreach (var b in down_blocks) b.Checkpoint = checkpoint;
         if (mid_block is not null) mid_block.Checkpoint = checkpoint;
