@@ -71,7 +71,7 @@ public static partial class TextCleaner
     /// <summary>ftfy 6.3 <c>fix_text</c> with its default configuration (see the type's remarks for what is covered).</summary>
     public static string FixText(string text)
     {
-        if (string.IsNullOrEmpty(text)) return text;
+        if (string.IsNullOrEmpty(text) || IsPlainAscii(text)) return text;
         var outText = new StringBuilder(text.Length);
         bool unescapeHtml = true; // "auto": switched off for this and all following lines once a line contains '<'
         int pos = 0;
@@ -85,6 +85,14 @@ public static partial class TextCleaner
             pos = end;
         }
         return outText.ToString();
+    }
+
+    /// <summary>Printable ASCII, tab and newline without '&amp;': no ftfy fix can change it.</summary>
+    static bool IsPlainAscii(string text)
+    {
+        foreach (var c in text)
+            if (c > '~' || c == '&' || (c < ' ' && c != '\t' && c != '\n')) return false;
+        return true;
     }
 
     static string FixSegment(string text, bool unescapeHtml)
@@ -122,12 +130,14 @@ public static partial class TextCleaner
         if (entity.StartsWith("&#", StringComparison.Ordinal))
         {
             var body = entity[2..^1];
-            int cp;
-            bool ok = body.Length > 1 && (body[0] == 'x' || body[0] == 'X')
-                ? int.TryParse(body[1..], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out cp)
-                : int.TryParse(body, NumberStyles.None, CultureInfo.InvariantCulture, out cp);
-            if (!ok) return entity;
-            return PythonNumericCharRef(cp);
+            bool hex = body.Length > 1 && (body[0] == 'x' || body[0] == 'X');
+            var digits = hex ? body[1..] : body;
+            bool allDigits = digits.Length > 0 && digits.All(ch => hex ? Uri.IsHexDigit(ch) : ch is >= '0' and <= '9');
+            // Python's html.unescape must consume the whole reference, else ftfy keeps the text as it was.
+            if (!allDigits) return entity;
+            if (!long.TryParse(digits, hex ? NumberStyles.HexNumber : NumberStyles.None, CultureInfo.InvariantCulture, out var cp) || cp > 0x10FFFF)
+                return "\uFFFD";
+            return PythonNumericCharRef((int)cp);
         }
         var decoded = WebUtility.HtmlDecode(entity);
         if (decoded != entity) return decoded;
@@ -144,13 +154,15 @@ public static partial class TextCleaner
     /// <summary>Python html.unescape for &amp;#NNN; (HTML5 rules: C1 range read as Windows-1252, invalid -> U+FFFD).</summary>
     static string PythonNumericCharRef(int cp)
     {
+        if (cp == 0) return "\uFFFD";
+        if (cp == 0x0d) return "\r";
         if (cp >= 0x80 && cp <= 0x9f)
-        {
-            var b = (byte)cp;
-            if (Cp1252Decode.TryGetValue(b, out var ch)) return ch.ToString();
-            return ((char)cp).ToString();
-        }
-        if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return "\uFFFD";
+            return Cp1252Decode.TryGetValue((byte)cp, out var ch) ? ch.ToString() : ((char)cp).ToString();
+        if (cp >= 0xD800 && cp <= 0xDFFF) return "\uFFFD";
+        // html._invalid_codepoints decode to nothing
+        if ((cp >= 0x1 && cp <= 0x8) || cp == 0xb || (cp >= 0xe && cp <= 0x1f) || cp == 0x7f ||
+            (cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xFFFE) == 0xFFFE)
+            return "";
         return char.ConvertFromUtf32(cp);
     }
 
