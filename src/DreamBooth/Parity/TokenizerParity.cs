@@ -44,10 +44,18 @@ public static class TokenizerParity
                     Add(comparisons, $"{name}.ids_sd2", sd2.Encode(prompt), c, "ids_sd2");
                     Add(comparisons, $"{name}.input_ids_sd2", sd2.EncodeForModel(prompt).InputIds, c, "input_ids_sd2");
                 }
+                else
+                {
+                    foreach (var field in new[] { "ids_sd2", "input_ids_sd2" })
+                        if (c.TryGetProperty(field, out _))
+                            comparisons.Add(new ParityComparison($"{name}.{field}", double.PositiveInfinity, 0, 0, false,
+                                $"the case has {field} but {sd2Dir} (the SD 2.x tokenizer configs) is missing"));
+                }
             }
             return new ParityReport(folder, "tokenizer", comparisons);
         }
-        catch (Exception e) when (e is IOException or JsonException or Loading.ModelLoadException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or Loading.ModelLoadException
+            or InvalidOperationException or FormatException or ArgumentException or KeyNotFoundException)
         {
             return new ParityReport(folder, "tokenizer", comparisons, e.Message);
         }
