@@ -60,6 +60,7 @@ public static class ParityRunner
     public static ParityReport RunOne(string folder, FixtureKind kind) => kind switch
     {
         FixtureKind.Model => ModelParity.Run(folder),
+        FixtureKind.Tokenizer => TokenizerParity.Run(folder),
         _ => Handlers.TryGetValue(kind, out var h) ? h(folder)
             : new ParityReport(folder, kind.ToString(), [], $"no {kind} parity runner in this build"),
     };
