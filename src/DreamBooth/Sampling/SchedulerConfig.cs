@@ -199,7 +199,7 @@ public sealed record SchedulerConfig
         SchedulerConfig? cfg;
         try
         {
-            cfg = JsonSerializer.Deserialize<SchedulerConfig>(json, JsonOptions);
+            cfg = JsonSerializer.Deserialize<SchedulerConfig>(QuotePythonLiterals(json), JsonOptions);
         }
         catch (JsonException ex)
         {
@@ -243,6 +243,34 @@ public sealed record SchedulerConfig
         if (!(ClipSampleRange > 0)) throw new ArgumentException($"clip_sample_range is {ClipSampleRange}; it must be positive.");
         if (SigmaMin is { } smin && !(smin > 0)) throw new ArgumentException($"sigma_min is {smin}; it must be positive or null.");
         if (SigmaMax is { } smax && !(smax > 0)) throw new ArgumentException($"sigma_max is {smax}; it must be positive or null.");
+    }
+
+    /// <summary>
+    /// Python's json module writes bare <c>Infinity</c>, <c>-Infinity</c> and <c>NaN</c> (e.g. diffusers'
+    /// <c>lambda_min_clipped</c>); quote them outside strings so System.Text.Json's named-literal handling reads them.
+    /// </summary>
+    internal static string QuotePythonLiterals(string json)
+    {
+        var sb = new System.Text.StringBuilder(json.Length + 16);
+        bool inString = false;
+        for (int i = 0; i < json.Length; i++)
+        {
+            char c = json[i];
+            if (inString)
+            {
+                sb.Append(c);
+                if (c == '\\' && i + 1 < json.Length) { sb.Append(json[++i]); }
+                else if (c == '"') inString = false;
+                continue;
+            }
+            if (c == '"') { inString = true; sb.Append(c); continue; }
+            string? lit = null;
+            foreach (var l in (ReadOnlySpan<string>)["-Infinity", "Infinity", "NaN"])
+                if (string.CompareOrdinal(json, i, l, 0, l.Length) == 0) { lit = l; break; }
+            if (lit is not null) { sb.Append('"').Append(lit).Append('"'); i += lit.Length - 1; continue; }
+            sb.Append(c);
+        }
+        return sb.ToString();
     }
 
     static string FirstLine(string s) { var i = s.IndexOf('\n'); return (i < 0 ? s : s[..i]).Trim(); }
