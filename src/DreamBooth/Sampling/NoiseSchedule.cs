@@ -97,6 +97,25 @@ public sealed class NoiseSchedule : IDisposable
         return (sqrtA / sqrt1m).pow(2).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Min-SNR-γ loss weights (Hang et al. 2023, as diffusers' train scripts): min(SNR, γ)/SNR for ε targets,
+    /// min(SNR, γ)/(SNR + 1) for v targets, min(SNR, γ) for x₀ targets. float32 [B].
+    /// </summary>
+    public Tensor MinSnrWeights(Tensor timesteps, double gamma, PredictionType prediction)
+    {
+        if (!(gamma > 0)) throw new ArgumentOutOfRangeException(nameof(gamma), gamma, "snr_gamma must be positive (5.0 is the paper's value).");
+        using var scope = torch.NewDisposeScope();
+        var snr = Snr(timesteps);
+        var clipped = torch.minimum(snr, torch.full_like(snr, gamma));
+        var w = prediction switch
+        {
+            PredictionType.Epsilon => clipped / snr,
+            PredictionType.VPrediction => clipped / (snr + 1),
+            _ => clipped,
+        };
+        return w.MoveToOuterDisposeScope();
+    }
+
     /// <summary>SNR of one training timestep.</summary>
     public double Snr(int timestep)
     {

@@ -57,6 +57,15 @@ public sealed class SchedulerConfigTests
             Assert.Equal(a / (1 - a), snr[i].item<float>(), a / (1 - a) * 1e-4);
             Assert.Equal(sch.Snr(ti), a / (1 - a), 10);
         }
+        var w = sch.MinSnrWeights(t, 5.0, PredictionType.Epsilon);
+        var wv = sch.MinSnrWeights(t, 5.0, PredictionType.VPrediction);
+        for (int i = 0; i < 4; i++)
+        {
+            double sn = snr[i].item<float>();
+            Assert.Equal(Math.Min(sn, 5.0) / sn, w[i].item<float>(), 1e-5);
+            Assert.Equal(Math.Min(sn, 5.0) / (sn + 1), wv[i].item<float>(), 1e-5);
+        }
+        Assert.Equal(1.0f, w[3].item<float>()); // t = 999 has SNR < 5: weight 1
         using var g = new torch.Generator(5);
         var x0 = torch.randn([4, 2, 3, 3], generator: g);
         var n = torch.randn([4, 2, 3, 3], generator: g);
