@@ -63,3 +63,29 @@ public sealed class OracleDenoiserTests
         Assert.True(err < 2e-3, $"{kind}/{prediction}: max |x - x0| = {err}");
     }
 }
+
+public sealed class PndmRungeKuttaTests
+{
+    [Fact]
+    public void Prk_warmup_follows_diffusers_timesteps_and_lands_on_x0()
+    {
+        var cfg = SchedulerConfig.StableDiffusion with { SkipPrkSteps = false, SetAlphaToOne = true };
+        using var sampler = SamplerFactory.FromConfig(cfg);
+        using var run = sampler.Start(10);
+        // prk: last four leading timesteps with half steps, each evaluated as diffusers lays them out; then PLMS
+        Assert.Equal([901.0, 851, 851, 801, 801, 751, 751, 701, 701, 651, 651, 601, 601, 501, 401, 301, 201, 101, 1], run.Timesteps);
+
+        var ac = sampler.Schedule.AlphasCumprodValues;
+        using var g = new torch.Generator(3);
+        var x0 = torch.randn([1, 4, 8, 8], generator: g);
+        var x = torch.randn([1, 4, 8, 8], generator: g);
+        for (int i = 0; i < run.Timesteps.Count; i++)
+        {
+            // the ε that is exact for the current input at its timestep
+            double a = ac[(int)run.Timesteps[i]];
+            var eps = (x - (float)Math.Sqrt(a) * x0) / (float)Math.Sqrt(1 - a);
+            x = run.Step(eps, i, x).PrevSample;
+        }
+        Assert.True((x - x0).abs().max().item<float>() < 2e-3);
+    }
+}
