@@ -33,13 +33,8 @@ public sealed class UniPCSampler : SamplerBase
             var logS = SigmaSchedules.LogSigmasF32(train);
             sig = SigmaSchedules.Karras(steps, train[0], train[^1]);
             t = sig.Select(s => SigmaSchedules.RoundEven(SigmaSchedules.SigmaToT(s, logS))).ToArray();
-            // v0.27.2 (no final_sigmas_type field) repeats the last Karras sigma
-            finalSigma = cfg.FinalSigmasType switch
-            {
-                FinalSigmasType.Zero => 0.0,
-                FinalSigmasType.SigmaMin => sigmaAtZero,
-                _ => sig[^1],
-            };
+            // v0.27.2 (no final_sigmas_type field) repeats the last Karras sigma, as later versions do for sigma_min
+            finalSigma = cfg.FinalSigmasType == FinalSigmasType.Zero ? 0.0 : sig[^1];
         }
         else
         {
