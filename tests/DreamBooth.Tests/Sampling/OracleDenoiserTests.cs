@@ -89,3 +89,34 @@ public sealed class PndmRungeKuttaTests
         Assert.True((x - x0).abs().max().item<float>() < 2e-3);
     }
 }
+
+public sealed class DpmSdeOracleTests
+{
+    [Theory]
+    [InlineData(PredictionType.Epsilon)]
+    [InlineData(PredictionType.VPrediction)]
+    public void Dpm_sde_with_a_perfect_denoiser_lands_on_x0(PredictionType prediction)
+    {
+        using var sampler = SamplerFactory.Create(Sampler.DpmPPSdeKarras, SchedulerConfig.StableDiffusion with { PredictionType = prediction });
+        using var run = sampler.Start(8);
+        Assert.Equal(2 * 8 - 1, run.Timesteps.Count);
+        var logS = sampler.Schedule.TrainSigmas.Select(v => Math.Log(v)).ToArray();
+        using var g = new torch.Generator(21);
+        var x0 = torch.randn([1, 4, 8, 8], generator: g);
+        var x = torch.randn([1, 4, 8, 8], generator: g) * (float)run.InitNoiseSigma;
+        using var noise = new GeneratorNoiseSource(4);
+        for (int i = 0; i < run.Timesteps.Count; i++)
+        {
+            // σ of the model input from its (fractional) timestep: the inverse of sigma_to_t (log-linear in t)
+            double t = run.Timesteps[i];
+            int lo = Math.Min((int)Math.Floor(t), logS.Length - 2);
+            double sg = Math.Exp(logS[lo] + (t - lo) * (logS[lo + 1] - logS[lo]));
+            double a = 1 / Math.Sqrt(sg * sg + 1), s = sg * a;
+            var input = run.ScaleModelInput(x, i);
+            var eps = (input - (float)a * x0) / (float)s;
+            var output = prediction == PredictionType.Epsilon ? eps : (float)a * eps - (float)s * x0;
+            x = run.Step(output, i, x, noise).PrevSample;
+        }
+        Assert.True((x - x0).abs().max().item<float>() < 5e-3);
+    }
+}
