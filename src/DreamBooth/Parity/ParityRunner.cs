@@ -61,6 +61,7 @@ public static class ParityRunner
     {
         FixtureKind.Model => ModelParity.Run(folder),
         FixtureKind.Tokenizer => TokenizerParity.Run(folder),
+        FixtureKind.Scheduler => SchedulerParity.Run(folder),
         _ => Handlers.TryGetValue(kind, out var h) ? h(folder)
             : new ParityReport(folder, kind.ToString(), [], $"no {kind} parity runner in this build"),
     };
