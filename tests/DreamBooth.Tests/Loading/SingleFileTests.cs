@@ -319,4 +319,75 @@ public class SingleFileTests
         var noVae = ReadListing(Full("sd15.keys.tsv")).Where(kv => !kv.Key.StartsWith("first_stage_model.", StringComparison.Ordinal)).ToDictionary();
         Assert.Contains("VAE", Assert.Throws<ModelLoadException>(() => SingleFileCheckpoint.Plan(noVae, null, new SingleFileOptions(), "x")).Message);
     }
+
+    [Fact]
+    public void Sd2TextEncoderFusesAndSplitsQkvWithRealTensors()
+    {
+        using var dir = TestPaths.NewTempDir();
+        torch.manual_seed(7);
+        var text = new Dictionary<string, torch.Tensor>(StringComparer.Ordinal)
+        {
+            ["text_model.embeddings.token_embedding.weight"] = torch.randn(50, 8),
+            ["text_model.embeddings.position_embedding.weight"] = torch.randn(77, 8),
+            ["text_model.final_layer_norm.weight"] = torch.randn(8),
+            ["text_model.final_layer_norm.bias"] = torch.randn(8),
+        };
+        for (int l = 0; l < 2; l++)
+        {
+            string p = $"text_model.encoder.layers.{l}.";
+            foreach (var proj in new[] { "q_proj", "k_proj", "v_proj", "out_proj" })
+            {
+                text[$"{p}self_attn.{proj}.weight"] = torch.randn(8, 8);
+                text[$"{p}self_attn.{proj}.bias"] = torch.randn(8);
+            }
+            foreach (var ln in new[] { "layer_norm1", "layer_norm2" })
+            {
+                text[$"{p}{ln}.weight"] = torch.randn(8);
+                text[$"{p}{ln}.bias"] = torch.randn(8);
+            }
+            text[$"{p}mlp.fc1.weight"] = torch.randn(16, 8);
+            text[$"{p}mlp.fc1.bias"] = torch.randn(16);
+            text[$"{p}mlp.fc2.weight"] = torch.randn(8, 16);
+            text[$"{p}mlp.fc2.bias"] = torch.randn(8);
+        }
+        var unet = Safetensors.Load(Tiny("diffusers", "unet", "diffusion_pytorch_model.safetensors"));
+        var vae = Safetensors.Load(Tiny("diffusers", "vae", "diffusion_pytorch_model.safetensors"));
+        var path = dir.File("sd2.safetensors");
+        SingleFileCheckpoint.Write(path, unet, vae, text, SdVariant.Sd2);
+
+        var ldm = Safetensors.Load(path);
+        var fused = ldm["cond_stage_model.model.transformer.resblocks.1.attn.in_proj_weight"];
+        Assert.Equal(new long[] { 24, 8 }, fused.shape);
+        Assert.True(fused.equal(torch.cat([text["text_model.encoder.layers.1.self_attn.q_proj.weight"],
+            text["text_model.encoder.layers.1.self_attn.k_proj.weight"], text["text_model.encoder.layers.1.self_attn.v_proj.weight"]], 0)).all().item<bool>());
+        Assert.Contains("cond_stage_model.model.positional_embedding", ldm.Keys);
+        Assert.Contains("cond_stage_model.model.ln_final.weight", ldm.Keys);
+
+        var options = TinyOptions with { TextEncoderAttentionHeads = 2, PredictionType = PredictionType.VPrediction };
+        using (var model = SingleFileCheckpoint.Read(path, options))
+        {
+            Assert.Equal(SdVariant.Sd2, model.Variant);
+            AssertSameTensors(text, model.TextEncoderState, "sd2 text encoder");
+            AssertSameTensors(unet, model.UnetState, "unet");
+            AssertSameTensors(vae, model.VaeState, "vae");
+            Assert.Equal("gelu", (string)model.TextEncoderConfig["hidden_act"]!);
+            Assert.Equal(2, (int)model.TextEncoderConfig["num_hidden_layers"]!);
+            Assert.True((bool)model.UnetConfig["upcast_attention"]!);
+        }
+
+        // The released OpenCLIP layout: an extra last block plus text_projection / logit_scale, which SD 2.x does not use.
+        ldm["cond_stage_model.model.text_projection"] = torch.randn(8, 8);
+        ldm["cond_stage_model.model.logit_scale"] = torch.tensor(4.6f);
+        foreach (var k in ldm.Keys.Where(k => k.Contains(".resblocks.1.", StringComparison.Ordinal)).ToList())
+            ldm[k.Replace(".resblocks.1.", ".resblocks.2.", StringComparison.Ordinal)] = torch.randn(ldm[k].shape);
+        var released = dir.File("released.safetensors");
+        Safetensors.Save(released, ldm);
+        using (var model = SingleFileCheckpoint.Read(released, options))
+        {
+            AssertSameTensors(text, model.TextEncoderState, "sd2 released layout");
+            Assert.Contains("cond_stage_model.model.transformer.resblocks.2.attn.in_proj_weight", model.IgnoredKeys);
+            Assert.Contains("cond_stage_model.model.text_projection", model.IgnoredKeys);
+        }
+        foreach (var d in new[] { text, unet, vae, ldm }) foreach (var t in d.Values) t.Dispose();
+    }
 }
