@@ -121,29 +121,27 @@ public static class Safetensors
 
     static SafetensorsHeader ParseHeader(JsonDocument doc, string path, long dataStart, long fileLength, long dataLength)
     {
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            throw new ModelLoadException(path, "corrupt safetensors header: the JSON header is not an object");
+        var entries = new List<SafetensorsEntry>();
+        var metadata = new Dictionary<string, string>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var prop in doc.RootElement.EnumerateObject())
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new ModelLoadException(path, "corrupt safetensors header: the JSON header is not an object");
-            var entries = new List<SafetensorsEntry>();
-            var metadata = new Dictionary<string, string>();
-            var names = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var prop in doc.RootElement.EnumerateObject())
+            if (prop.Name == "__metadata__")
             {
-                if (prop.Name == "__metadata__")
-                {
-                    if (prop.Value.ValueKind != JsonValueKind.Object)
-                        throw new ModelLoadException(path, "corrupt safetensors header: __metadata__ is not an object");
-                    foreach (var m in prop.Value.EnumerateObject())
-                        metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
-                    continue;
-                }
-                if (!names.Add(prop.Name))
-                    throw new ModelLoadException(path, $"corrupt safetensors header: tensor '{prop.Name}' is listed twice");
-                entries.Add(ParseEntry(prop, path, dataLength));
+                if (prop.Value.ValueKind != JsonValueKind.Object)
+                    throw new ModelLoadException(path, "corrupt safetensors header: __metadata__ is not an object");
+                foreach (var m in prop.Value.EnumerateObject())
+                    metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
+                continue;
             }
-            CheckNoOverlap(entries, path);
-            return new SafetensorsHeader(path, dataStart, fileLength, entries, metadata);
+            if (!names.Add(prop.Name))
+                throw new ModelLoadException(path, $"corrupt safetensors header: tensor '{prop.Name}' is listed twice");
+            entries.Add(ParseEntry(prop, path, dataLength));
         }
+        CheckNoOverlap(entries, path);
+        return new SafetensorsHeader(path, dataStart, fileLength, entries, metadata);
     }
 
     static SafetensorsEntry ParseEntry(JsonProperty prop, string path, long dataLength)

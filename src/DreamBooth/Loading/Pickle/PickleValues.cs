@@ -80,6 +80,35 @@ public sealed class PickleObject(string className)
     public override string ToString() => $"<{ClassName}>";
 }
 
+internal enum GlobalKind
+{
+    RebuildTensor, RebuildTensorV2, RebuildParameter, RebuildParameterWithState, Storage,
+    OrderedDict, Set, FrozenSet, CodecsEncode, NumpyScalar, NumpyDType, TorchSize, Placeholder,
+}
+
+/// <summary>
+/// A reference to an allowlisted Python global (module.name), as GLOBAL/STACK_GLOBAL produce it.
+/// Only <see cref="SafeUnpickler"/> interprets it, by building plain data; nothing is imported or run.
+/// </summary>
+public sealed class PickleGlobal
+{
+    internal PickleGlobal(string fullName, GlobalKind kind, ScalarType storageType = ScalarType.Float32)
+    {
+        FullName = fullName;
+        Kind = kind;
+        StorageType = storageType;
+    }
+
+    /// <summary>"module.name".</summary>
+    public string FullName { get; }
+
+    internal GlobalKind Kind { get; }
+
+    internal ScalarType StorageType { get; }
+
+    public override string ToString() => FullName;
+}
+
 /// <summary>A numpy dtype as pickled by numpy (<c>numpy.dtype('i8', False, True)</c> plus BUILD state).</summary>
 public sealed class NumpyDType(string code)
 {

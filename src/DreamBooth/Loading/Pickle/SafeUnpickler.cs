@@ -28,15 +28,6 @@ public static class SafeUnpickler
     const int MaxTextNumberLength = 4096;
     const int MaxLongBytes = 1024;
 
-    enum GlobalKind
-    {
-        RebuildTensor, RebuildTensorV2, RebuildParameter, RebuildParameterWithState, Storage,
-        OrderedDict, Set, FrozenSet, CodecsEncode, NumpyScalar, NumpyDType, TorchSize, Placeholder,
-    }
-
-    /// <summary>A resolved, allowlisted global: a name and what it builds. Never executed.</summary>
-    sealed record AllowedGlobal(string FullName, GlobalKind Kind, ScalarType StorageType = ScalarType.Float32);
-
     static readonly Dictionary<string, ScalarType> StorageTypes = new()
     {
         ["FloatStorage"] = ScalarType.Float32,
@@ -66,7 +57,7 @@ public static class SafeUnpickler
         "torch.device",
     };
 
-    static AllowedGlobal? Resolve(string module, string name)
+    static PickleGlobal? Resolve(string module, string name)
     {
         string full = module + "." + name;
         switch (module)
@@ -439,7 +430,7 @@ public static class SafeUnpickler
         {
             if (id is not PickleTuple { Count: >= 5 } t || t[0] is not "storage")
                 throw Fail($"refused pickle: a persistent id that is not a torch storage ({Describe(id)})");
-            if (t[1] is not AllowedGlobal { Kind: GlobalKind.Storage } st)
+            if (t[1] is not PickleGlobal { Kind: GlobalKind.Storage } st)
                 throw Fail($"corrupt pickle: storage persistent id names {Describe(t[1])} instead of a torch storage type");
             if (t[2] is not string key || t[3] is not string location || t[4] is not long numel || numel < 0)
                 throw Fail("corrupt pickle: storage persistent id needs (key, location, numel)");
@@ -456,7 +447,7 @@ public static class SafeUnpickler
             return (long)n;
         }
 
-        AllowedGlobal ResolveOrRefuse(string module, string name) =>
+        PickleGlobal ResolveOrRefuse(string module, string name) =>
             Resolve(module, name) ?? throw Fail(
                 $"refused to load: the pickle references the global '{module}.{name}', which is not on the allowlist of " +
                 "plain checkpoint data (tensors, containers, numbers, strings). Nothing was executed. A checkpoint that needs it " +
@@ -471,7 +462,7 @@ public static class SafeUnpickler
         static string Describe(object? o) => o switch
         {
             null => "None",
-            AllowedGlobal g => $"global '{g.FullName}'",
+            PickleGlobal g => $"global '{g.FullName}'",
             PickleObject p => $"'{p.ClassName}' object",
             _ => o.GetType().Name,
         };
@@ -481,7 +472,7 @@ public static class SafeUnpickler
 
         object? Reduce(object? callable, object? argsObj, string op)
         {
-            if (callable is not AllowedGlobal g)
+            if (callable is not PickleGlobal g)
                 throw Fail($"refused to load: {op} would call a {Describe(callable)}, which is not an allowlisted global. Nothing was executed.");
             var args = ArgsTuple(argsObj, g.FullName);
             switch (g.Kind)
@@ -546,11 +537,11 @@ public static class SafeUnpickler
 
         object? NewObject(object? cls, object? argsObj, string op)
         {
-            if (cls is AllowedGlobal { Kind: GlobalKind.Placeholder } g)
+            if (cls is PickleGlobal { Kind: GlobalKind.Placeholder } g)
                 return new PickleObject(g.FullName) { Arguments = argsObj as PickleTuple };
-            if (cls is AllowedGlobal { Kind: GlobalKind.OrderedDict })
+            if (cls is PickleGlobal { Kind: GlobalKind.OrderedDict })
                 return new PickleDict();
-            if (cls is AllowedGlobal { Kind: GlobalKind.Set or GlobalKind.FrozenSet })
+            if (cls is PickleGlobal { Kind: GlobalKind.Set or GlobalKind.FrozenSet })
                 return new PickleList();
             throw Fail($"refused to load: {op} would construct a {Describe(cls)}, which is not an allowlisted class. Nothing was executed.");
         }
@@ -611,7 +602,7 @@ public static class SafeUnpickler
             return new PickleObject("numpy.core.multiarray.scalar") { Arguments = args };
         }
 
-        TorchTensorRef RebuildTensor(AllowedGlobal g, PickleTuple a)
+        TorchTensorRef RebuildTensor(PickleGlobal g, PickleTuple a)
         {
             if (a.Count < 4)
                 throw Fail($"corrupt pickle: {g.FullName} needs (storage, offset, size, stride), got {a.Count} arguments");
