@@ -100,6 +100,16 @@ public class SingleFileTests
         AssertConfigMatches(ReadJson(Tiny("diffusers", "unet", "config.json")), model.UnetConfig, "unet");
         AssertConfigMatches(ReadJson(Tiny("diffusers", "vae", "config.json")), model.VaeConfig, "vae", "sample_size");
         AssertConfigMatches(ReadJson(Tiny("diffusers", "text_encoder", "config.json")), model.TextEncoderConfig, "text_encoder");
+        AssertConfigMatches(ReadJson(Tiny("diffusers", "scheduler", "scheduler_config.json")), model.SchedulerConfig!, "scheduler");
+    }
+
+    [Fact]
+    public void LegacyVaeAttentionNamesAreNormalized()
+    {
+        Assert.Equal("encoder.mid_block.attentions.0.to_q.weight", LdmKeyMap.NormalizeLegacyVaeKey("encoder.mid_block.attentions.0.query.weight"));
+        Assert.Equal("decoder.mid_block.attentions.0.to_out.0.bias", LdmKeyMap.NormalizeLegacyVaeKey("decoder.mid_block.attentions.0.proj_attn.bias"));
+        Assert.Equal("decoder.mid_block.attentions.0.group_norm.bias", LdmKeyMap.NormalizeLegacyVaeKey("decoder.mid_block.attentions.0.group_norm.bias"));
+        Assert.Equal("encoder.down_blocks.0.resnets.0.conv1.weight", LdmKeyMap.NormalizeLegacyVaeKey("encoder.down_blocks.0.resnets.0.conv1.weight"));
     }
 
     [Fact]

@@ -118,6 +118,19 @@ public static partial class LdmKeyMap
         ("query", "to_q"), ("key", "to_k"), ("value", "to_v"), ("proj_attn", "to_out.0"),
     ];
 
+    /// <summary>
+    /// Renames a diffusers VAE key with the pre-0.15 attention names (<c>query</c>, <c>key</c>, <c>value</c>,
+    /// <c>proj_attn</c>) to the current ones (<c>to_q</c>, <c>to_k</c>, <c>to_v</c>, <c>to_out.0</c>), as
+    /// diffusers' <c>_convert_deprecated_attention_blocks</c> does; other keys are returned unchanged.
+    /// </summary>
+    public static string NormalizeLegacyVaeKey(string key)
+    {
+        var m = LegacyVaeAttentionRegex().Match(key);
+        if (!m.Success) return key;
+        var current = LegacyVaeAttentionNames.First(x => x.Legacy == m.Groups[2].Value).Current;
+        return m.Groups[1].Value + current + m.Groups[3].Value;
+    }
+
     // ------------------------------------------------------------------------------------------ UNet
 
     /// <summary>Reads the UNet structure from LDM keys (<c>input_blocks.N.M...</c>).</summary>
@@ -489,6 +502,9 @@ public static partial class LdmKeyMap
         }
         return set;
     }
+
+    [GeneratedRegex(@"^((?:encoder|decoder)\.mid_block\.attentions\.\d+\.)(query|key|value|proj_attn)(\.(?:weight|bias))$")]
+    private static partial Regex LegacyVaeAttentionRegex();
 
     [GeneratedRegex(@"^input_blocks\.(\d+)\.")]
     private static partial Regex InputBlockRegex();

@@ -156,20 +156,29 @@ public static class SdConfigInference
         };
     }
 
-    /// <summary>The scheduler config Stable Diffusion checkpoints were trained with (DDPM scaled-linear betas).</summary>
-    public static JsonObject Scheduler(PredictionType prediction) => new()
+    /// <summary>
+    /// The scheduler config of the published pipelines (SD 1.x: PNDM, SD 2.x: DDIM) with the training
+    /// noise schedule of LDM (scaled-linear betas 0.00085..0.012 over 1000 steps) and the prediction type.
+    /// </summary>
+    public static JsonObject Scheduler(SdVariant variant, PredictionType prediction)
     {
-        ["_class_name"] = "DDIMScheduler",
-        ["beta_end"] = 0.012,
-        ["beta_schedule"] = "scaled_linear",
-        ["beta_start"] = 0.00085,
-        ["clip_sample"] = false,
-        ["num_train_timesteps"] = 1000,
-        ["prediction_type"] = prediction == PredictionType.VPrediction ? "v_prediction" : "epsilon",
-        ["set_alpha_to_one"] = false,
-        ["steps_offset"] = 1,
-        ["timestep_spacing"] = "leading",
-    };
+        var o = new JsonObject
+        {
+            ["_class_name"] = variant == SdVariant.Sd1 ? "PNDMScheduler" : "DDIMScheduler",
+            ["beta_end"] = 0.012,
+            ["beta_schedule"] = "scaled_linear",
+            ["beta_start"] = 0.00085,
+            ["clip_sample"] = false,
+            ["num_train_timesteps"] = 1000,
+            ["prediction_type"] = prediction == PredictionType.VPrediction ? "v_prediction" : "epsilon",
+            ["set_alpha_to_one"] = false,
+            ["steps_offset"] = 1,
+            ["timestep_spacing"] = "leading",
+            ["trained_betas"] = null,
+        };
+        if (variant == SdVariant.Sd1) o["skip_prk_steps"] = true;
+        return o;
+    }
 
     static int Groups(SingleFileOptions options, List<long> channels, string path)
     {

@@ -48,6 +48,9 @@ public sealed class SingleFileModel : IDisposable
 
     public JsonObject TextEncoderConfig => Plan.TextEncoderConfig;
 
+    /// <summary>The scheduler config (noise schedule + prediction type); null while the prediction type is unknown.</summary>
+    public JsonObject? SchedulerConfig => PredictionType is { } p ? SdConfigInference.Scheduler(Variant, p) : null;
+
     public SdVariant Variant => Plan.Variant;
 
     /// <summary>Null when the file does not tell and no option was given (see <see cref="Warnings"/>).</summary>
