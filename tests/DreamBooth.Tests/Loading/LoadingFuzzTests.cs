@@ -259,4 +259,41 @@ public class LoadingFuzzTests(ITestOutputHelper output)
         }
         Report("single-file read (tiny, damaged)", tally);
     }
+
+    [Fact]
+    public void SingleFilePlanFuzzOnDamagedKeyListings()
+    {
+        var original = SingleFileTests.ReadListing(TestPaths.ParityPath("single-file", "full", "sd21.keys.tsv"));
+        var keys = original.Keys.ToList();
+        var rng = new Random(Seed + 4);
+        var tally = new Tally();
+        for (int c = 0; c < 250; c++)
+        {
+            var shapes = new Dictionary<string, long[]>(original, StringComparer.Ordinal);
+            int edits = 1 + rng.Next(3);
+            var what = new List<string>();
+            for (int e = 0; e < edits; e++)
+            {
+                var k = keys[rng.Next(keys.Count)];
+                if (!shapes.TryGetValue(k, out var s)) continue;
+                switch (rng.Next(5))
+                {
+                    case 0: shapes.Remove(k); what.Add($"removed {k}"); break;
+                    case 1: shapes[k] = s.Length > 0 ? s[..^1] : [3]; what.Add($"rank-1 {k}"); break;
+                    case 2: shapes[k] = [.. s, 1]; what.Add($"rank+1 {k}"); break;
+                    case 3: shapes[k] = s.Select(d => rng.Next(2) == 0 ? d : (long)rng.Next(0, 7)).ToArray(); what.Add($"dims {k}"); break;
+                    default:
+                        var chars = k.ToCharArray();
+                        chars[rng.Next(chars.Length)] = "0123456789._abq"[rng.Next(15)];
+                        shapes.Remove(k);
+                        shapes[new string(chars)] = s;
+                        what.Add($"renamed {k}");
+                        break;
+                }
+            }
+            var opts = new SingleFileOptions { PredictionType = PredictionType.VPrediction };
+            RunCase(tally, $"listing case {c} ({string.Join("; ", what)})", () => SingleFileCheckpoint.Plan(shapes, null, opts, "fuzz.safetensors"));
+        }
+        Report("single-file plan (damaged sd21 listings)", tally);
+    }
 }

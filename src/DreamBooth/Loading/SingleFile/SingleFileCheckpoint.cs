@@ -271,9 +271,17 @@ public static class SingleFileCheckpoint
         int size = imageSize ?? 512;
         if (imageSize is null)
             warnings.Add("the configs use sample_size for 512 px; set SingleFileOptions.ImageSize if the model was trained at another size");
-        var unetConfig = SdConfigInference.Unet(targetShapes[ModelComponent.Unet], variant, options, prediction, size, path);
-        var vaeConfig = SdConfigInference.Vae(targetShapes[ModelComponent.Vae], options, size, path);
-        var textConfig = SdConfigInference.TextEncoder(targetShapes[ModelComponent.TextEncoder], variant, options, path);
+        JsonObject unetConfig, vaeConfig, textConfig;
+        try
+        {
+            unetConfig = SdConfigInference.Unet(targetShapes[ModelComponent.Unet], variant, options, prediction, size, path);
+            vaeConfig = SdConfigInference.Vae(targetShapes[ModelComponent.Vae], options, size, path);
+            textConfig = SdConfigInference.TextEncoder(targetShapes[ModelComponent.TextEncoder], variant, options, path);
+        }
+        catch (Exception e) when (e is FormatException or IndexOutOfRangeException or ArgumentException or InvalidOperationException)
+        {
+            throw new ModelLoadException(path, $"the tensor shapes do not form a Stable Diffusion model ({e.Message})", e);
+        }
         return new SingleFilePlan(variant, mappings,
             targetShapes.ToDictionary(kv => kv.Key, kv => (IReadOnlyDictionary<string, long[]>)kv.Value),
             unetConfig, vaeConfig, textConfig, prediction, imageSize, ignored, warnings);
