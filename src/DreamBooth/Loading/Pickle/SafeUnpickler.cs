@@ -24,6 +24,9 @@ public static class SafeUnpickler
     public const int MaxTensorDims = 64;
 
     const int MaxStackDepth = 1_000_000;
+
+    /// <summary>Values pushed or stored in containers, in all (bounds memory for hostile pickles; real checkpoints use well under 1M).</summary>
+    const long MaxValues = 10_000_000;
     const int MaxMarkDepth = 100_000;
     const int MaxTextNumberLength = 4096;
     const int MaxLongBytes = 1024;
@@ -168,10 +171,20 @@ public static class SafeUnpickler
 
         ModelLoadException Fail(string problem) => new(path, problem);
 
+        long values;
+
+        void Count(int n = 1)
+        {
+            values += n;
+            if (values > MaxValues)
+                throw Fail($"refused pickle: it builds more than {MaxValues} values, far more than any checkpoint (a damaged or hostile file)");
+        }
+
         void Push(object? o)
         {
             if (stack.Count >= MaxStackDepth)
                 throw Fail($"corrupt pickle: more than {MaxStackDepth} values on the unpickler stack");
+            Count();
             stack.Add(o);
         }
 
@@ -207,6 +220,7 @@ public static class SafeUnpickler
         {
             if (index < 0)
                 throw Fail($"corrupt pickle: negative memo index {index}");
+            Count();
             memo[index] = Top();
         }
 
@@ -312,18 +326,21 @@ public static class SafeUnpickler
                     case (byte)'a': // APPEND
                         {
                             var v = Pop();
+                            Count();
                             AsList(Top(), "APPEND").Add(v);
                             break;
                         }
                     case (byte)'e': // APPENDS
                         {
                             var items = PopMark();
+                            Count(items.Count);
                             AsList(Top(), "APPENDS").AddRange(items);
                             break;
                         }
                     case 0x90: // ADDITEMS
                         {
                             var items = PopMark();
+                            Count(items.Count);
                             AsList(Top(), "ADDITEMS").AddRange(items);
                             break;
                         }
@@ -331,6 +348,7 @@ public static class SafeUnpickler
                         {
                             var v = Pop();
                             var k = Pop();
+                            Count();
                             AsDict(Top(), "SETITEM").Set(k, v);
                             break;
                         }
@@ -340,6 +358,7 @@ public static class SafeUnpickler
                             if (items.Count % 2 != 0)
                                 throw Fail("corrupt pickle: SETITEMS with an odd number of items");
                             var d = AsDict(Top(), "SETITEMS");
+                            Count(items.Count);
                             for (int i = 0; i < items.Count; i += 2) d.Set(items[i], items[i + 1]);
                             break;
                         }

@@ -54,7 +54,7 @@ public sealed class TorchCheckpoint : IDisposable
 public static class TorchPickle
 {
     /// <summary>Largest data.pkl accepted (real Stable Diffusion checkpoints have well under 1 MB).</summary>
-    public const long MaxPickleBytes = 256L << 20;
+    public const long MaxPickleBytes = 64L << 20;
 
     static readonly byte[] LegacyMagic = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 
