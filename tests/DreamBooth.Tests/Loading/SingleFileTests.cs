@@ -400,4 +400,37 @@ public class SingleFileTests
         }
         foreach (var d in new[] { text, unet, vae, ldm }) foreach (var t in d.Values) t.Dispose();
     }
+
+    [Fact]
+    public void EmaWeightsAreUsedOnlyWhenAsked()
+    {
+        var shapes = ReadListing(Full("sd15.keys.tsv"));
+        foreach (var k in shapes.Keys.Where(k => k.StartsWith("model.diffusion_model.", StringComparison.Ordinal)).ToList())
+            shapes["model_ema." + k["model.".Length..].Replace(".", "", StringComparison.Ordinal)] = shapes[k];
+        shapes["model_ema.decay"] = [];
+        shapes["model_ema.num_updates"] = [];
+        var plain = SingleFileCheckpoint.Plan(shapes, null, new SingleFileOptions(), "ema.ckpt");
+        Assert.All(plain.Mappings.Where(m => m.Component == ModelComponent.Unet), m => Assert.StartsWith("model.diffusion_model.", m.Sources[0]));
+        var ema = SingleFileCheckpoint.Plan(shapes, null, new SingleFileOptions { UseEmaWeights = true }, "ema.ckpt");
+        var conv = ema.Mappings.Single(m => m.Target == "conv_in.weight");
+        Assert.Equal("model_ema.diffusion_modelinput_blocks00weight", conv.Sources[0]);
+        AssertSameShapes(ComponentListing("sd15", "unet"), ema.TargetShapes[ModelComponent.Unet], "ema unet");
+        shapes.Remove("model_ema.diffusion_modelout2bias");
+        Assert.Contains("model_ema.diffusion_modelout2bias",
+            Assert.Throws<ModelLoadException>(() => SingleFileCheckpoint.Plan(shapes, null, new SingleFileOptions { UseEmaWeights = true }, "ema.ckpt")).Message);
+    }
+
+    [Fact]
+    public void FileKindIsDetectedByContentNotName()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var renamed = dir.File("actually-safetensors.ckpt");
+        File.Copy(Tiny("tiny-sd1.safetensors"), renamed);
+        using (var m = SingleFileCheckpoint.Read(renamed, TinyOptions))
+            Assert.Equal(600, m.UnetState.Count + m.VaeState.Count + m.TextEncoderState.Count);
+        var zipNamedSafetensors = dir.File("actually-ckpt.safetensors");
+        File.Copy(Tiny("tiny-sd1.ckpt"), zipNamedSafetensors);
+        using (var m = SingleFileCheckpoint.Read(zipNamedSafetensors, TinyOptions))
+            Assert.Equal(SdVariant.Sd1, m.Variant);
+    }
 }

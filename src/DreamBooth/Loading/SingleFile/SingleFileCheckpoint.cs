@@ -149,14 +149,16 @@ public static class SingleFileCheckpoint
         }
     }
 
+    /// <summary>By content, not name: a zip or legacy torch stream is PyTorch, a JSON header at byte 8 is safetensors.</summary>
     static bool IsTorchFile(string path)
     {
         if (!File.Exists(path)) return false;
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        Span<byte> head = stackalloc byte[4];
-        int n = fs.ReadAtLeast(head, 4, throwOnEndOfStream: false);
+        Span<byte> head = stackalloc byte[9];
+        int n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         if (n >= 2 && head[..2].SequenceEqual("PK"u8)) return true;
-        if (n == 4 && head.SequenceEqual((ReadOnlySpan<byte>)[0x80, 0x02, 0x8a, 0x0a])) return true; // legacy torch magic
+        if (n >= 4 && head[..4].SequenceEqual((ReadOnlySpan<byte>)[0x80, 0x02, 0x8a, 0x0a])) return true; // legacy torch magic
+        if (n == 9 && head[8] == (byte)'{') return false; // safetensors, whatever the extension
         var ext = Path.GetExtension(path).ToLowerInvariant();
         return ext is ".ckpt" or ".pt" or ".pth" or ".bin";
     }
