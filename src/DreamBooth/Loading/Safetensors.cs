@@ -107,25 +107,41 @@ public static class Safetensors
         }
         using (doc)
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new ModelLoadException(path, "corrupt safetensors header: the JSON header is not an object");
-            var entries = new List<SafetensorsEntry>();
-            var metadata = new Dictionary<string, string>();
-            foreach (var prop in doc.RootElement.EnumerateObject())
+            try
             {
-                if (prop.Name == "__metadata__")
-                {
-                    if (prop.Value.ValueKind != JsonValueKind.Object)
-                        throw new ModelLoadException(path, "corrupt safetensors header: __metadata__ is not an object");
-                    foreach (var m in prop.Value.EnumerateObject())
-                        metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
-                    continue;
-                }
-                entries.Add(ParseEntry(prop, path, dataLength));
+                return ParseHeader(doc, path, dataStart, fileLength, dataLength);
             }
-            CheckNoOverlap(entries, path);
-            return new SafetensorsHeader(path, dataStart, fileLength, entries, metadata);
+            catch (InvalidOperationException e)
+            {
+                // JsonElement throws this for invalid UTF-8 in names/strings (found by the loading fuzz tests).
+                throw new ModelLoadException(path, $"corrupt safetensors header: {e.Message}", e);
+            }
         }
+    }
+
+    static SafetensorsHeader ParseHeader(JsonDocument doc, string path, long dataStart, long fileLength, long dataLength)
+    {
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            throw new ModelLoadException(path, "corrupt safetensors header: the JSON header is not an object");
+        var entries = new List<SafetensorsEntry>();
+        var metadata = new Dictionary<string, string>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var prop in doc.RootElement.EnumerateObject())
+        {
+            if (prop.Name == "__metadata__")
+            {
+                if (prop.Value.ValueKind != JsonValueKind.Object)
+                    throw new ModelLoadException(path, "corrupt safetensors header: __metadata__ is not an object");
+                foreach (var m in prop.Value.EnumerateObject())
+                    metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
+                continue;
+            }
+            if (!names.Add(prop.Name))
+                throw new ModelLoadException(path, $"corrupt safetensors header: tensor '{prop.Name}' is listed twice");
+            entries.Add(ParseEntry(prop, path, dataLength));
+        }
+        CheckNoOverlap(entries, path);
+        return new SafetensorsHeader(path, dataStart, fileLength, entries, metadata);
     }
 
     static SafetensorsEntry ParseEntry(JsonProperty prop, string path, long dataLength)
@@ -160,7 +176,8 @@ public static class Safetensors
         if (!v.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw new ModelLoadException(path, Bad("has no [begin, end] data_offsets"));
         var offs = off.EnumerateArray().ToArray();
-        if (!offs[0].TryGetInt64(out long begin) || !offs[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (offs[0].ValueKind != JsonValueKind.Number || offs[1].ValueKind != JsonValueKind.Number
+            || !offs[0].TryGetInt64(out long begin) || !offs[1].TryGetInt64(out long end) || begin < 0 || end < begin)
             throw new ModelLoadException(path, Bad($"has invalid data_offsets {off.GetRawText()}"));
         if (end > dataLength)
             throw new ModelLoadException(path, Bad($"has data_offsets [{begin}, {end}] beyond the end of the data section ({dataLength} bytes): the file is truncated or corrupt"));

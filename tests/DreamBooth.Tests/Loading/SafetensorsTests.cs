@@ -44,3 +44,29 @@ public class SafetensorsTests
         Assert.Equal(0, (Safetensors.ReadHeader(path).DataStart) % 8);
     }
 }
+
+public class SafetensorsHardeningTests
+{
+    static string WriteRaw(TempDir dir, string name, byte[] header, int dataBytes)
+    {
+        var path = dir.File(name);
+        using var ms = new MemoryStream();
+        ms.Write(BitConverter.GetBytes((ulong)header.Length));
+        ms.Write(header);
+        ms.Write(new byte[dataBytes]);
+        File.WriteAllBytes(path, ms.ToArray());
+        return path;
+    }
+
+    [Fact]
+    public void RefusesInvalidUtf8NamesDuplicatesAndNonNumericOffsets()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var header = System.Text.Encoding.Latin1.GetBytes("{\"a\u00ff\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}");
+        Assert.Throws<ModelLoadException>(() => Safetensors.Load(WriteRaw(dir, "utf8.safetensors", header, 4)));
+        var dup = System.Text.Encoding.UTF8.GetBytes("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}");
+        Assert.Contains("twice", Assert.Throws<ModelLoadException>(() => Safetensors.Load(WriteRaw(dir, "dup.safetensors", dup, 8))).Message);
+        var str = System.Text.Encoding.UTF8.GetBytes("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[\"0\",4]}}");
+        Assert.Contains("data_offsets", Assert.Throws<ModelLoadException>(() => Safetensors.Load(WriteRaw(dir, "str.safetensors", str, 4))).Message);
+    }
+}
