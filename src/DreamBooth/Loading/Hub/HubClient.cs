@@ -281,6 +281,9 @@ public sealed partial class HubClient : IDisposable
         long startBytes = -1, lastReport = -1;
         var buffer = new byte[1 << 20];
         var downloadUrl = meta.DownloadUrl;
+        // LFS files (64-hex ETag = sha256) are hashed while they stream in; resumed bytes are hashed from disk first.
+        using var hash = Sha256Regex().IsMatch(meta.Etag) ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
+        long hashed = -1;
         using (file)
         {
             if (meta.Size is { } expected && file.Length > expected) file.SetLength(0);
@@ -290,6 +293,7 @@ public sealed partial class HubClient : IDisposable
             {
                 if (meta.Size is { } exp && file.Length == exp) break;
                 long have = file.Length;
+                if (hash is not null && hashed != have) hashed = await RehashPrefixAsync(file, hash, ct).ConfigureAwait(false);
                 try
                 {
                     using var stall = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -314,6 +318,7 @@ public sealed partial class HubClient : IDisposable
                             Log($"{repoId}/{filename}: server ignored the Range request; restarting from 0");
                             file.SetLength(0);
                             have = 0;
+                            if (hash is not null) hashed = await RehashPrefixAsync(file, hash, ct).ConfigureAwait(false);
                         }
                         file.Seek(have, SeekOrigin.Begin);
                         await using var body = await resp.Content.ReadAsStreamAsync(stall.Token).ConfigureAwait(false);
@@ -323,7 +328,9 @@ public sealed partial class HubClient : IDisposable
                             var n = await body.ReadAsync(buffer, stall.Token).ConfigureAwait(false);
                             if (n == 0) break;
                             await file.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                            if (progress is not null && clock.ElapsedMilliseconds - lastReport >= 100)
+                            hash?.AppendData(buffer, 0, n);
+                            hashed += n;
+                            if (progress is not null && (lastReport < 0 || clock.ElapsedMilliseconds - lastReport >= 100))
                             {
                                 lastReport = clock.ElapsedMilliseconds;
                                 progress.Report(new DownloadProgress(filename, file.Length, meta.Size, Speed(file.Length - startBytes, clock)));
@@ -357,11 +364,12 @@ public sealed partial class HubClient : IDisposable
             throw new HubException(HubErrorKind.SizeMismatch, repoId, filename, revision,
                 $"{repoId}/{filename}@{revision}: downloaded {length} bytes but the hub announced {size}; the partial file was removed. Run the download again.");
         }
-        if (Sha256Regex().IsMatch(meta.Etag))
+        if (hash is not null)
         {
-            string actual;
-            await using (var check = new FileStream(incomplete, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, useAsync: true))
-                actual = Convert.ToHexStringLower(await SHA256.HashDataAsync(check, ct).ConfigureAwait(false));
+            if (hashed != length)
+                await using (var check = new FileStream(incomplete, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, useAsync: true))
+                    hashed = await RehashPrefixAsync(check, hash, ct).ConfigureAwait(false);
+            var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
             if (!string.Equals(actual, meta.Etag, StringComparison.OrdinalIgnoreCase))
             {
                 TryDelete(incomplete);
@@ -372,6 +380,22 @@ public sealed partial class HubClient : IDisposable
         }
         File.Move(incomplete, blobPath, overwrite: true);
         Log($"{repoId}/{filename}: {length} bytes in {clock.Elapsed.TotalSeconds:F1} s");
+    }
+
+    /// <summary>Restarts the hash over the file's current bytes; returns how many were hashed.</summary>
+    static async Task<long> RehashPrefixAsync(FileStream file, IncrementalHash hash, CancellationToken ct)
+    {
+        hash.GetHashAndReset();
+        var buf = new byte[1 << 20];
+        long total = 0;
+        file.Seek(0, SeekOrigin.Begin);
+        int n;
+        while ((n = await file.ReadAsync(buf, ct).ConfigureAwait(false)) > 0)
+        {
+            hash.AppendData(buf, 0, n);
+            total += n;
+        }
+        return total;
     }
 
     /// <summary>Sends a request, following up to 10 redirects by hand. The Authorization header goes only to the endpoint's
