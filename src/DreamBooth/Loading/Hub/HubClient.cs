@@ -266,15 +266,30 @@ public sealed partial class HubClient : IDisposable
     {
         Directory.CreateDirectory(Path.GetDirectoryName(blobPath)!);
         var incomplete = blobPath + ".incomplete";
-        FileStream file;
-        try
+        // The .incomplete file is opened exclusively: it is the lock that keeps two downloads of one blob apart
+        // (huggingface_hub uses a FileLock). A second downloader waits, then finds the finished blob.
+        FileStream? file = null;
+        for (var waited = false; file is null; )
         {
-            file = new FileStream(incomplete, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, useAsync: true);
-        }
-        catch (IOException e)
-        {
-            throw new HubException(HubErrorKind.BadResponse, repoId, filename, revision,
-                $"{repoId}/{filename}: {incomplete} is locked; another download of this file is running. Wait for it to finish.", e);
+            try
+            {
+                file = new FileStream(incomplete, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, useAsync: true);
+            }
+            catch (IOException) when (File.Exists(incomplete))
+            {
+                if (!waited) Log($"{repoId}/{filename}: another download of this file is running; waiting for it");
+                waited = true;
+                await Task.Delay(200, ct).ConfigureAwait(false);
+            }
+            if (File.Exists(blobPath))
+            {
+                if (file is not null)
+                {
+                    file.Dispose();
+                    TryDelete(incomplete); // we held the lock: nobody else is writing it
+                }
+                return;
+            }
         }
 
         var clock = Stopwatch.StartNew();

@@ -56,7 +56,3 @@ public sealed class HubException : Exception
     /// <summary>The HTTP status code, when the failure was an HTTP answer.</summary>
     public int? StatusCode { get; init; }
 }
-
-/// <summary>Progress of one file download: bytes so far (including bytes resumed from an earlier attempt), the total when
-/// known, and the average speed of this download so far.</summary>
-public sealed record DownloadProgress(string File, long BytesDone, long? TotalBytes, double BytesPerSecond);

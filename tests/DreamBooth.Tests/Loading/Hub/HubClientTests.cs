@@ -213,6 +213,53 @@ public sealed class HubClientTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task TwoClientsDownloadingTheSameFileAgree()
+    {
+        await using var server = new FakeHubServer();
+        server.Repos["org/model"] = Repo();
+        server.Repos["org/model"].Files["weights.safetensors"] = Bytes(6_000_000, 5);
+        using var cache = TestPaths.NewTempDir();
+        using var a = Client(server, cache);
+        using var b = Client(server, cache);
+
+        var paths = await Task.WhenAll(
+            a.DownloadFileAsync("org/model", "weights.safetensors"), b.DownloadFileAsync("org/model", "weights.safetensors"));
+
+        Assert.Equal(paths[0], paths[1]);
+        Assert.Equal(server.Repos["org/model"].Files["weights.safetensors"], File.ReadAllBytes(paths[0]));
+        Assert.Empty(Directory.GetFiles(cache.Path, "*.incomplete", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public async Task ASecondDownloaderWaitsForTheLockAndUsesTheFinishedBlob()
+    {
+        await using var server = new FakeHubServer();
+        server.Repos["org/model"] = Repo();
+        var bytes = server.Repos["org/model"].Files["weights.safetensors"];
+        var sha = FakeHubServer.Sha256(bytes);
+        using var cache = TestPaths.NewTempDir();
+        var blob = Path.Combine(cache.Path, "models--org--model", "blobs", sha);
+        Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
+        var waiting = new TaskCompletionSource();
+        using var client = Client(server, cache, log: null);
+        using var logged = new HubClient(client.Options, m => { if (m.Contains("waiting")) waiting.TrySetResult(); });
+
+        Task<string> download;
+        using (new FileStream(blob + ".incomplete", FileMode.CreateNew, FileAccess.Write, FileShare.None))
+        {
+            download = logged.DownloadFileAsync("org/model", "weights.safetensors");
+            await waiting.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.False(download.IsCompleted);
+            File.WriteAllBytes(blob, bytes); // "the other downloader" finishes
+        }
+        File.Delete(blob + ".incomplete");
+        var path = await download.WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.Equal(bytes, File.ReadAllBytes(path));
+        Assert.DoesNotContain(server.Requests, r => r.Path.StartsWith("/cdn/") && r.Method == "GET");
+    }
+
+    [Fact]
     public async Task WrongChecksumIsRejectedAndThePartialFileRemoved()
     {
         await using var server = new FakeHubServer();
