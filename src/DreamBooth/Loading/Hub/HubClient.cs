@@ -323,9 +323,8 @@ public sealed partial class HubClient : IDisposable
                         {
                             if (resp.Content.Headers.ContentRange?.From is { } from && from != have)
                             {
-                                Log($"{repoId}/{filename}: server resumed at {from}, not {have}; restarting from 0");
-                                file.SetLength(0);
-                                continue;
+                                file.SetLength(0); // counted as a failed attempt below, so a confused server cannot loop us
+                                throw new IOException($"the server resumed at byte {from}, not {have}; restarting from 0");
                             }
                         }
                         else if (have > 0)
@@ -343,8 +342,11 @@ public sealed partial class HubClient : IDisposable
                             var n = await body.ReadAsync(buffer, stall.Token).ConfigureAwait(false);
                             if (n == 0) break;
                             await file.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                            hash?.AppendData(buffer, 0, n);
-                            hashed += n;
+                            if (hash is not null)
+                            {
+                                hash.AppendData(buffer, 0, n);
+                                hashed += n;
+                            }
                             if (progress is not null && (lastReport < 0 || clock.ElapsedMilliseconds - lastReport >= 100))
                             {
                                 lastReport = clock.ElapsedMilliseconds;

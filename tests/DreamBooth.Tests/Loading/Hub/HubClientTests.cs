@@ -49,8 +49,11 @@ public sealed class HubClientTests(ITestOutputHelper output)
         using var cache = TestPaths.NewTempDir();
         using var client = Client(server, cache);
 
-        var path = await client.DownloadFileAsync("org/model", "config.json");
+        var progress = new ListProgress<DownloadProgress>();
+        var path = await client.DownloadFileAsync("org/model", "config.json", progress: progress);
 
+        var size = server.Repos["org/model"].Files["config.json"].Length;
+        Assert.Equal(("config.json", (long)size, (long?)size), (progress.Items[^1].File, progress.Items[^1].BytesDone, progress.Items[^1].TotalBytes));
         var repoDir = Path.Combine(cache.Path, "models--org--model");
         Assert.Equal(Path.Combine(repoDir, "snapshots", Commit, "config.json"), path);
         Assert.Equal(server.Repos["org/model"].Files["config.json"], File.ReadAllBytes(path));
