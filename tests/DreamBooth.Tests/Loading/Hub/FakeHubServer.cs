@@ -52,6 +52,11 @@ public sealed class FakeHubServer : IAsyncDisposable
     public ConcurrentQueue<SeenRequest> Requests { get; } = new();
     /// <summary>sha256 → bytes to serve from /cdn/ instead of the real ones (simulates corruption).</summary>
     public ConcurrentDictionary<string, byte[]> CorruptCdn { get; } = new();
+    /// <summary>The CDN answers every request with the whole file (200), as a server without Range support does.</summary>
+    public bool IgnoreRange { get; set; }
+    /// <summary>How many of the next /resolve/ requests get "503 Service Unavailable".</summary>
+    public int Fail503 { get => _fail503; set => _fail503 = value; }
+    int _fail503;
 
     /// <summary>The next <paramref name="times"/> GETs of /cdn/{sha} send only <paramref name="afterBytes"/> bytes, then drop the connection.</summary>
     public void DropCdn(string sha, long afterBytes, int times = 1) => _drops[sha] = (times, afterBytes);
@@ -171,6 +176,7 @@ public sealed class FakeHubServer : IAsyncDisposable
         var resolve = path.IndexOf("/resolve/", StringComparison.Ordinal);
         if (resolve > 0)
         {
+            if (Interlocked.Decrement(ref _fail503) >= 0) { await Write(s, 503, "Service Unavailable", [], [], head); return; }
             var repoId = path[1..resolve];
             var rest = path[(resolve + "/resolve/".Length)..];
             var slash = rest.IndexOf('/');
@@ -201,7 +207,7 @@ public sealed class FakeHubServer : IAsyncDisposable
         if (CorruptCdn.TryGetValue(sha, out var bad)) bytes = bad;
         long from = 0;
         var range = req.Header("Range");
-        if (range is not null && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-'))
+        if (range is not null && !IgnoreRange && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-'))
             from = long.Parse(range["bytes=".Length..^1]);
         long? sendOnly = null;
         if (!head && _drops.TryGetValue(sha, out var drop) && drop.Times > 0)

@@ -191,6 +191,35 @@ public sealed class HubClientTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task AServerWithoutRangeSupportMakesTheDownloadRestartCleanly()
+    {
+        await using var server = new FakeHubServer { IgnoreRange = true };
+        server.Repos["org/model"] = Repo();
+        var bytes = server.Repos["org/model"].Files["weights.safetensors"];
+        server.DropCdn(FakeHubServer.Sha256(bytes), afterBytes: 250_000, times: 1);
+        using var cache = TestPaths.NewTempDir();
+        var log = new List<string>();
+        using var client = Client(server, cache, log: log);
+
+        Assert.Equal(bytes, File.ReadAllBytes(await client.DownloadFileAsync("org/model", "weights.safetensors")));
+        Assert.Contains(log, l => l.Contains("ignored the Range request"));
+    }
+
+    [Fact]
+    public async Task ServiceUnavailableIsRetried()
+    {
+        await using var server = new FakeHubServer { Fail503 = 2 };
+        server.Repos["org/model"] = Repo();
+        using var cache = TestPaths.NewTempDir();
+        using var client = Client(server, cache);
+
+        var path = await client.DownloadFileAsync("org/model", "config.json");
+
+        Assert.Equal(server.Repos["org/model"].Files["config.json"], File.ReadAllBytes(path));
+        Assert.Equal(3, server.Requests.Count(r => r.Method == "HEAD"));
+    }
+
+    [Fact]
     public async Task RetriesAreBoundedAndThePartialFileIsKeptForLater()
     {
         await using var server = new FakeHubServer();
