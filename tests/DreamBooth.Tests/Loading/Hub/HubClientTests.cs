@@ -460,6 +460,6 @@ public sealed class HubClientTests(ITestOutputHelper output)
         Assert.Equal(bytes.LongLength, last.BytesDone);
         Assert.True(last.BytesPerSecond > 0);
         output.WriteLine($"64 MiB over loopback: {clock.Elapsed.TotalSeconds:F2} s end to end incl. sha256 " +
-            $"({bytes.Length / clock.Elapsed.TotalSeconds / (1 << 20):F0} MiB/s); transfer-only speed reported {last.BytesPerSecond / (1 << 20):F0} MiB/s");
+            $"({bytes.Length / clock.Elapsed.TotalSeconds / (1 << 20):F0} MiB/s); DownloadProgress.BytesPerSecond (GET body + inline sha256 + fsync) {last.BytesPerSecond / (1 << 20):F0} MiB/s");
     }
 }
