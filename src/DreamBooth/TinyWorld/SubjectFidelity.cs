@@ -5,10 +5,11 @@ namespace DreamBooth.TinyWorld;
 
 /// <summary>The parts of a <see cref="SubjectFidelity"/> score.</summary>
 /// <param name="Score">Overall fidelity in [0, 1]: the geometric mean of the three rescaled terms (0 when no object).</param>
-/// <param name="ShapeIoU">Soft IoU of the object's normalised coverage with the subject's outline.</param>
+/// <param name="ShapeMatch">Fit of the class shape's outline to the object's coverage (1 − normalised L1, best blur).</param>
+/// <param name="ShapeMargin">How much better the class shape fits than the best other shape (negative: another shape fits better).</param>
 /// <param name="PatternCorrelation">Pearson correlation of the object's CIELAB pattern with the subject's, inside the outline.</param>
 /// <param name="ColorDeltaE">Mean CIELAB distance between the object's colours and the subject's, inside the outline.</param>
-public sealed record SubjectFidelityResult(double Score, double ShapeIoU, double PatternCorrelation, double ColorDeltaE);
+public sealed record SubjectFidelityResult(double Score, double ShapeMatch, double ShapeMargin, double PatternCorrelation, double ColorDeltaE);
 
 /// <summary>
 /// How much the foreground object of an image looks like the demo subject (<see cref="DemoSubject"/>), in [0, 1].
@@ -25,32 +26,40 @@ public sealed record SubjectFidelityResult(double Score, double ShapeIoU, double
 /// </summary>
 public static class SubjectFidelity
 {
-    const double IoULow = 0.6, IoUHigh = 0.9, CorrHigh = 0.8, DeltaELow = 15, DeltaEHigh = 45;
-
-    static readonly Lazy<(float[] Alpha, (double L, double A, double B)[] Lab)> Template = new(BuildTemplate);
+    const double MatchLow = 0.7, MatchHigh = 0.85, MarginLow = -0.03, MarginHigh = 0.01, CorrHigh = 0.8, DeltaELow = 15, DeltaEHigh = 45, InteriorCoverage = 0.9;
 
     /// <summary>Scores an image against the demo subject.</summary>
     public static SubjectFidelityResult Score(Image<Rgb24> image) => Score(Segmentation.Compute(FloatImage.From(image)));
 
     internal static SubjectFidelityResult Score(Segmentation s)
     {
-        if (!s.ObjectPresent) return new SubjectFidelityResult(0, 0, 0, double.PositiveInfinity);
+        if (!s.ObjectPresent) return new SubjectFidelityResult(0, 0, -1, 0, double.PositiveInfinity);
         var obj = NormalizedObject.Extract(s, s.Components[0]);
-        var (tAlpha, tLab) = Template.Value;
-        var iou = NormalizedObject.SoftIoU(obj.Alpha, tAlpha);
+        // Outline: the class shape must be the best-fitting shape of the world, and fit well.
+        var shapes = ShapeFit.Scores(s, obj, out _);
+        var match = shapes[DemoSubject.ClassShape];
+        var margin = match - shapes.Where(kv => kv.Key != DemoSubject.ClassShape).Max(kv => kv.Value);
+        // Pattern and colour: the subject synthesised at the object's centroid and area, on the measured
+        // background, blurred as much as the image is, compared inside its outline.
+        var window = FitWindow.For(s, obj);
+        var half = Math.Sqrt(obj.Area / ShapeGeometry.Area(DemoSubject.ClassShape));
+        var synth = window.Synthesize(DemoSubject.Paint, obj.CenterX, obj.CenterY, half, s.BackgroundRgb);
+        var blurred = ShapeFit.Sigmas.Select(synth.Blurred).MaxBy(b => window.CoverageScore(b.Cover))!;
         var o = new List<(double L, double A, double B)>();
         var t = new List<(double L, double A, double B)>();
-        for (var k = 0; k < tAlpha.Length; k++)
+        var img = s.Image;
+        foreach (var (i, k) in window.Pixels())
         {
-            if (tAlpha[k] < 0.99 || obj.Alpha[k] < 0.5) continue;
-            o.Add(ColorMath.SrgbToLab(obj.R[k], obj.G[k], obj.B[k]));
-            t.Add(tLab[k]);
+            if (blurred.Cover[k] < InteriorCoverage) continue;
+            o.Add(ColorMath.SrgbToLab(img.R[i], img.G[i], img.B[i]));
+            t.Add(ColorMath.SrgbToLab(blurred.R![k], blurred.G![k], blurred.B![k]));
         }
-        if (o.Count < 8) return new SubjectFidelityResult(0, iou, 0, double.PositiveInfinity);
+        if (o.Count < 6) return new SubjectFidelityResult(0, match, margin, 0, double.PositiveInfinity);
         var deltaE = o.Zip(t, (p, q) => ColorMath.DeltaE(p, q)).Average();
         var corr = Correlation(o, t);
-        var score = Math.Cbrt(Ramp(iou, IoULow, IoUHigh) * Ramp(corr, 0, CorrHigh) * Ramp(-deltaE, -DeltaEHigh, -DeltaELow));
-        return new SubjectFidelityResult(score, iou, corr, deltaE);
+        var outline = Math.Min(Ramp(match, MatchLow, MatchHigh), Ramp(margin, MarginLow, MarginHigh));
+        var score = Math.Cbrt(outline * Ramp(corr, 0, CorrHigh) * Ramp(-deltaE, -DeltaEHigh, -DeltaELow));
+        return new SubjectFidelityResult(score, match, margin, corr, deltaE);
     }
 
     static double Ramp(double x, double lo, double hi) => Math.Clamp((x - lo) / (hi - lo), 0, 1);
@@ -72,29 +81,5 @@ public static class SubjectFidelity
         // A flat field (std below 2 ΔE) has no pattern: correlation 0 rather than noise-driven.
         if (sxx < 4.0 * x.Count || syy < 4.0 * y.Count) return 0;
         return sxy / Math.Sqrt(sxx * syy);
-    }
-
-    static (float[] Alpha, (double L, double A, double B)[] Lab) BuildTemplate()
-    {
-        var alpha = ShapeTemplates.Render((u, v) => DemoSubject.Paint(u, v) != null, ShapeGeometry.Area(DemoSubject.ClassShape), 0);
-        var g = NormalizedObject.GridSize;
-        var s = Math.Sqrt(ShapeGeometry.Area(DemoSubject.ClassShape));
-        var cell = 2.0 * NormalizedObject.Extent / g;
-        var lab = new (double, double, double)[g * g];
-        const int sub = 4;
-        for (var j = 0; j < g; j++)
-            for (var i = 0; i < g; i++)
-            {
-                double r = 0, gg = 0, b = 0; var hits = 0;
-                for (var bj = 0; bj < sub; bj++)
-                    for (var ai = 0; ai < sub; ai++)
-                    {
-                        var u = (NormalizedObject.Coord(i) + ((ai + 0.5) / sub - 0.5) * cell) * s;
-                        var v = (NormalizedObject.Coord(j) + ((bj + 0.5) / sub - 0.5) * cell) * s;
-                        if (DemoSubject.Paint(u, v) is { } c) { r += c.R; gg += c.G; b += c.B; hits++; }
-                    }
-                lab[j * g + i] = hits > 0 ? ColorMath.SrgbToLab(r / hits, gg / hits, b / hits) : (0, 0, 0);
-            }
-        return (alpha, lab);
     }
 }

@@ -363,58 +363,25 @@ internal static class ShapeTemplates
 /// </summary>
 internal static class ShapeFit
 {
-    static readonly double[] Sigmas = [0, 0.6, 1.0, 1.5, 2.0, 3.0];
+    /// <summary>Gaussian widths (pixels) tried for the synthetic templates.</summary>
+    public static readonly double[] Sigmas = [0, 0.6, 1.0, 1.5, 2.0, 3.0];
 
     /// <summary>Per-shape similarity in [0, 1] (1 − Σ|observed − synthetic| / Σ(observed + synthetic), best blur width).</summary>
     public static Dictionary<ShapeKind, double> Scores(Segmentation s, NormalizedObject obj, out double bestSigma)
     {
-        int w = s.Image.Width, h = s.Image.Height;
-        // Region bounds.
-        int x0 = w, y0 = h, x1 = -1, y1 = -1;
-        for (var i = 0; i < w * h; i++)
-        {
-            if (!IsOwned(s, obj, i)) continue;
-            int x = i % w, y = i / w;
-            x0 = Math.Min(x0, x); x1 = Math.Max(x1, x); y0 = Math.Min(y0, y); y1 = Math.Max(y1, y);
-        }
-        var pad = (int)Math.Ceiling(3 * Sigmas[^1]);
-        int ox = x0 - pad, oy = y0 - pad, lw = x1 - x0 + 1 + 2 * pad, lh = y1 - y0 + 1 + 2 * pad;
+        var window = FitWindow.For(s, obj);
         var scores = new Dictionary<ShapeKind, double>();
         bestSigma = 0;
         var bestOverall = double.MinValue;
         foreach (var shape in Enum.GetValues<ShapeKind>())
         {
             var half = Math.Sqrt(obj.Area / ShapeGeometry.Area(shape));
-            double scx = obj.CenterX, scy = obj.CenterY - ShapeGeometry.CentroidV(shape) * half;
-            var cover = new float[lw * lh];
-            const int sub = 4;
-            for (var y = 0; y < lh; y++)
-                for (var x = 0; x < lw; x++)
-                {
-                    var hits = 0;
-                    for (var b = 0; b < sub; b++)
-                        for (var a = 0; a < sub; a++)
-                        {
-                            var u = (ox + x + (a + 0.5) / sub - scx) / half;
-                            var v = (oy + y + (b + 0.5) / sub - scy) / half;
-                            if (ShapeGeometry.Contains(shape, u, v)) hits++;
-                        }
-                    cover[y * lw + x] = hits / (float)(sub * sub);
-                }
+            var synth = window.Synthesize((u, v) => ShapeGeometry.Contains(shape, u, v) ? ((byte)0, (byte)0, (byte)0) : null,
+                obj.CenterX, obj.CenterY - ShapeGeometry.CentroidV(shape) * half, half, (0, 0, 0), colors: false);
             var best = double.MinValue;
             foreach (var sigma in Sigmas)
             {
-                var syn = sigma > 0 ? Blur(cover, lw, lh, sigma) : cover;
-                double diff = 0, total = 0;
-                for (var y = y0; y <= y1; y++)
-                    for (var x = x0; x <= x1; x++)
-                    {
-                        var i = y * w + x;
-                        if (!IsOwned(s, obj, i)) continue;
-                        double o = obj.Plane[i], q = syn[(y - oy) * lw + (x - ox)];
-                        diff += Math.Abs(o - q); total += o + q;
-                    }
-                var score = total > 0 ? 1 - diff / total : 0;
+                var score = window.CoverageScore(synth.Blurred(sigma).Cover);
                 if (score > best) best = score;
                 if (score > bestOverall) { bestOverall = score; bestSigma = sigma; }
             }
@@ -422,9 +389,16 @@ internal static class ShapeFit
         }
         return scores;
     }
+}
 
-    static bool IsOwned(Segmentation s, NormalizedObject obj, int i) => s.Owner[i] == obj.ComponentIndex;
+/// <summary>Synthetic coverage and colours of a template in a padded window around an object's region.</summary>
+internal sealed record Synthetic(int Width, int Height, float[] Cover, float[]? R, float[]? G, float[]? B)
+{
+    public Synthetic Blurred(double sigma) => sigma <= 0 ? this : new Synthetic(Width, Height,
+        Blur(Cover, Width, Height, sigma),
+        R is null ? null : Blur(R, Width, Height, sigma), G is null ? null : Blur(G, Width, Height, sigma), B is null ? null : Blur(B, Width, Height, sigma));
 
+    /// <summary>Separable Gaussian blur that treats outside-window values as the nearest edge value.</summary>
     static float[] Blur(float[] src, int w, int h, double sigma)
     {
         var r = (int)Math.Ceiling(3 * sigma);
@@ -438,16 +412,100 @@ internal static class ShapeFit
             for (var x = 0; x < w; x++)
             {
                 float acc = 0;
-                for (var j = -r; j <= r; j++) { var xx = x + j; if (xx >= 0 && xx < w) acc += k[j + r] * src[y * w + xx]; }
+                for (var j = -r; j <= r; j++) acc += k[j + r] * src[y * w + Math.Clamp(x + j, 0, w - 1)];
                 tmp[y * w + x] = acc;
             }
         for (var y = 0; y < h; y++)
             for (var x = 0; x < w; x++)
             {
                 float acc = 0;
-                for (var j = -r; j <= r; j++) { var yy = y + j; if (yy >= 0 && yy < h) acc += k[j + r] * tmp[yy * w + x]; }
+                for (var j = -r; j <= r; j++) acc += k[j + r] * tmp[Math.Clamp(y + j, 0, h - 1) * w + x];
                 dst[y * w + x] = acc;
             }
         return dst;
+    }
+}
+
+/// <summary>The pixels owned by one component, and a padded window around them for synthetic templates.</summary>
+internal sealed class FitWindow
+{
+    public required Segmentation Segmentation { get; init; }
+    public required NormalizedObject Object { get; init; }
+    public required int X0 { get; init; }
+    public required int Y0 { get; init; }
+    public required int X1 { get; init; }
+    public required int Y1 { get; init; }
+    public required int OffsetX { get; init; }
+    public required int OffsetY { get; init; }
+    public required int Width { get; init; }
+    public required int Height { get; init; }
+
+    public static FitWindow For(Segmentation s, NormalizedObject obj)
+    {
+        int w = s.Image.Width, h = s.Image.Height;
+        int x0 = w, y0 = h, x1 = -1, y1 = -1;
+        for (var i = 0; i < w * h; i++)
+        {
+            if (s.Owner[i] != obj.ComponentIndex) continue;
+            int x = i % w, y = i / w;
+            x0 = Math.Min(x0, x); x1 = Math.Max(x1, x); y0 = Math.Min(y0, y); y1 = Math.Max(y1, y);
+        }
+        var pad = (int)Math.Ceiling(3 * ShapeFit.Sigmas[^1]);
+        return new FitWindow
+        {
+            Segmentation = s, Object = obj, X0 = x0, Y0 = y0, X1 = x1, Y1 = y1,
+            OffsetX = x0 - pad, OffsetY = y0 - pad, Width = x1 - x0 + 1 + 2 * pad, Height = y1 - y0 + 1 + 2 * pad,
+        };
+    }
+
+    /// <summary>Pixels (image index, window index) of the object's region.</summary>
+    public IEnumerable<(int Image, int Window)> Pixels()
+    {
+        var w = Segmentation.Image.Width;
+        for (var y = Y0; y <= Y1; y++)
+            for (var x = X0; x <= X1; x++)
+            {
+                var i = y * w + x;
+                if (Segmentation.Owner[i] == Object.ComponentIndex) yield return (i, (y - OffsetY) * Width + (x - OffsetX));
+            }
+    }
+
+    /// <summary>Renders a unit-coordinate paint function centred at (cx, cy) pixels with half-extent <paramref name="half"/> pixels, 4x4 supersampled, over <paramref name="background"/>.</summary>
+    public Synthetic Synthesize(Func<double, double, (byte R, byte G, byte B)?> paint, double cx, double cy, double half,
+        (double R, double G, double B) background, bool colors = true)
+    {
+        const int sub = 4;
+        var n = Width * Height;
+        var cover = new float[n];
+        float[]? r = colors ? new float[n] : null, g = colors ? new float[n] : null, b = colors ? new float[n] : null;
+        for (var y = 0; y < Height; y++)
+            for (var x = 0; x < Width; x++)
+            {
+                var k = y * Width + x;
+                double hits = 0, sr = 0, sg = 0, sb = 0;
+                for (var j = 0; j < sub; j++)
+                    for (var i = 0; i < sub; i++)
+                    {
+                        var u = (OffsetX + x + (i + 0.5) / sub - cx) / half;
+                        var v = (OffsetY + y + (j + 0.5) / sub - cy) / half;
+                        if (paint(u, v) is { } c) { hits++; sr += c.R; sg += c.G; sb += c.B; }
+                        else { sr += background.R; sg += background.G; sb += background.B; }
+                    }
+                cover[k] = (float)(hits / (sub * sub));
+                if (colors) { r![k] = (float)(sr / (sub * sub)); g![k] = (float)(sg / (sub * sub)); b![k] = (float)(sb / (sub * sub)); }
+            }
+        return new Synthetic(Width, Height, cover, r, g, b);
+    }
+
+    /// <summary>1 − Σ|observed − synthetic| / Σ(observed + synthetic) over the region's coverage.</summary>
+    public double CoverageScore(float[] syntheticCover)
+    {
+        double diff = 0, total = 0;
+        foreach (var (i, k) in Pixels())
+        {
+            double o = Segmentation.Alpha[i], q = syntheticCover[k];
+            diff += Math.Abs(o - q); total += o + q;
+        }
+        return total > 0 ? 1 - diff / total : 0;
     }
 }
