@@ -34,27 +34,30 @@ public static class SubjectFidelity
     internal static SubjectFidelityResult Score(Segmentation s)
     {
         if (!s.ObjectPresent) return new SubjectFidelityResult(0, 0, -1, 0, double.PositiveInfinity);
-        var obj = NormalizedObject.Extract(s, s.Components[0]);
+        var obj = ObjectRegion.Extract(s, 0);
+        var window = FitWindow.For(s, obj);
         // Outline: the class shape must be the best-fitting shape of the world, and fit well.
-        var shapes = ShapeFit.Scores(s, obj, out _);
+        var shapes = ShapeFit.Scores(window, out _);
         var match = shapes[DemoSubject.ClassShape];
         var margin = match - shapes.Where(kv => kv.Key != DemoSubject.ClassShape).Max(kv => kv.Value);
         // Pattern and colour: the subject synthesised at the object's centroid and area, on the measured
         // background, blurred as much as the image is, compared inside its outline.
-        var window = FitWindow.For(s, obj);
         var half = Math.Sqrt(obj.Area / ShapeGeometry.Area(DemoSubject.ClassShape));
-        var synth = window.Synthesize(DemoSubject.Paint, obj.CenterX, obj.CenterY, half, s.BackgroundRgb);
-        var blurred = ShapeFit.Sigmas.Select(synth.Blurred).MaxBy(b => window.CoverageScore(b.Cover))!;
+        var synth = window.Paint(DemoSubject.Paint, obj.CenterX, obj.CenterY, half, s.BackgroundRgb);
+        var sigma = ShapeFit.Sigmas.MaxBy(sg => window.CoverageScore(PlaneBlur.Apply(synth.Cover, window.Width, window.Height, sg)));
+        var (cover, r, g, b) = (Blur(synth.Cover), Blur(synth.R), Blur(synth.G), Blur(synth.B));
         var o = new List<(double L, double A, double B)>();
         var t = new List<(double L, double A, double B)>();
         var img = s.Image;
-        foreach (var (i, k) in window.Pixels())
+        for (var p = 0; p < window.ImageIndex.Length; p++)
         {
-            if (blurred.Cover[k] < InteriorCoverage) continue;
+            int i = window.ImageIndex[p], k = window.WindowIndex[p];
+            if (cover[k] < InteriorCoverage) continue;
             o.Add(ColorMath.SrgbToLab(img.R[i], img.G[i], img.B[i]));
-            t.Add(ColorMath.SrgbToLab(blurred.R![k], blurred.G![k], blurred.B![k]));
+            t.Add(ColorMath.SrgbToLab(r[k], g[k], b[k]));
         }
         if (o.Count < 6) return new SubjectFidelityResult(0, match, margin, 0, double.PositiveInfinity);
+        float[] Blur(float[] plane) => PlaneBlur.Apply(plane, window.Width, window.Height, sigma);
         var deltaE = o.Zip(t, (p, q) => ColorMath.DeltaE(p, q)).Average();
         var corr = Correlation(o, t);
         var outline = Math.Min(Ramp(match, MatchLow, MatchHigh), Ramp(margin, MarginLow, MarginHigh));

@@ -82,8 +82,8 @@ public static class TinyWorldMeasurements
         var position = TinyWorldGeometry.FromCell(Third(cx), Third(cy));
         var count = s.Components.Count >= 2 ? ObjectCount.Two : ObjectCount.One;
         var largest = s.Components[0];
-        var grid = NormalizedObject.Extract(s, largest);
-        var scores = ShapeFit.Scores(s, grid, out var blur);
+        var region = ObjectRegion.Extract(s, 0);
+        var scores = ShapeFit.Scores(FitWindow.For(s, region), out var blur);
         var best = scores.MaxBy(kv => kv.Value).Key;
         // Size: half-extent implied by each object's coverage area (blur-invariant) for the recognised shape.
         var half = Enumerable.Range(0, s.Components.Count)
@@ -95,7 +95,7 @@ public static class TinyWorldMeasurements
         {
             ObjectPresent = true, Color = color, Shape = best, Size = size, Position = position, Count = count,
             CentroidX = cx, CentroidY = cy, HalfExtent = half, AreaFraction = sum / (img.Width * img.Height),
-            FillRatio = grid.Area / bboxArea, ShapeScores = scores, BlurSigma = blur,
+            FillRatio = region.Area / bboxArea, ShapeScores = scores, BlurSigma = blur,
         };
 
         static int Third(double f) => f < 1.0 / 3 ? 0 : f < 2.0 / 3 ? 1 : 2;
@@ -251,107 +251,30 @@ internal sealed class Segmentation
     }
 }
 
-/// <summary>
-/// An object resampled on a fixed grid around its coverage centroid, at a scale where its area is 1
-/// (grid spans ±<see cref="Extent"/> in units of √area): translation- and scale-invariant, rotation-sensitive.
-/// </summary>
-internal sealed class NormalizedObject
+/// <summary>One object's region: its component pixels plus the blurred edge around them, with coverage area and centroid.</summary>
+internal sealed class ObjectRegion
 {
-    public const int GridSize = 32;
-    public const double Extent = 1.25;
-
-    public required float[] Alpha { get; init; }
-    public required float[] R { get; init; }
-    public required float[] G { get; init; }
-    public required float[] B { get; init; }
-    public required double Area { get; init; }
-
     /// <summary>Index of the component in <see cref="Segmentation.Components"/>.</summary>
     public required int ComponentIndex { get; init; }
 
-    /// <summary>Coverage centroid in pixel coordinates.</summary>
+    /// <summary>Σα over the region, in pixels (invariant under blur).</summary>
+    public required double Area { get; init; }
+
+    /// <summary>Coverage centroid in pixel coordinates (invariant under symmetric blur).</summary>
     public required double CenterX { get; init; }
     public required double CenterY { get; init; }
 
-    /// <summary>The component's coverage in image space (zero outside its region).</summary>
-    public required float[] Plane { get; init; }
-
-    /// <summary>Grid coordinate of cell index k (cell centres), in √area units.</summary>
-    public static double Coord(int k) => (-1 + (k + 0.5) * 2.0 / GridSize) * Extent;
-
-    public static NormalizedObject Extract(Segmentation s, Component c)
+    public static ObjectRegion Extract(Segmentation s, int componentIndex)
     {
-        var img = s.Image;
-        int w = img.Width, h = img.Height;
-        // Coverage of this component's region (its pixels and the blurred edge around them).
-        var ci = s.Components.IndexOf(c);
-        var plane = new float[w * h];
+        var w = s.Image.Width;
         double area = 0, sx = 0, sy = 0;
-        for (var i = 0; i < w * h; i++)
+        for (var i = 0; i < s.Owner.Length; i++)
         {
-            if (s.Owner[i] != ci) continue;
+            if (s.Owner[i] != componentIndex) continue;
             var a = s.Alpha[i];
-            plane[i] = a;
             area += a; sx += a * (i % w + 0.5); sy += a * (i / w + 0.5);
         }
-        double cx = sx / area, cy = sy / area, scale = Math.Sqrt(area);
-        var n = GridSize * GridSize;
-        var result = new NormalizedObject
-        {
-            Alpha = new float[n], R = new float[n], G = new float[n], B = new float[n], Area = area, ComponentIndex = ci, CenterX = cx, CenterY = cy, Plane = plane,
-        };
-        for (var j = 0; j < GridSize; j++)
-            for (var i = 0; i < GridSize; i++)
-            {
-                double x = cx + Coord(i) * scale, y = cy + Coord(j) * scale;
-                var k = j * GridSize + i;
-                result.Alpha[k] = FloatImage.Sample(plane, w, h, x, y);
-                result.R[k] = FloatImage.Sample(img.R, w, h, x, y);
-                result.G[k] = FloatImage.Sample(img.G, w, h, x, y);
-                result.B[k] = FloatImage.Sample(img.B, w, h, x, y);
-            }
-        return result;
-    }
-
-    /// <summary>Σ min(a, b) / Σ max(a, b): 1 for identical coverage maps.</summary>
-    public static double SoftIoU(float[] a, float[] b)
-    {
-        double inter = 0, union = 0;
-        for (var i = 0; i < a.Length; i++) { inter += Math.Min(a[i], b[i]); union += Math.Max(a[i], b[i]); }
-        return union > 0 ? inter / union : 0;
-    }
-}
-
-/// <summary>Analytic shape templates on the normalised grid (unit area, centred at the centroid, 4x4 supersampled).</summary>
-internal static class ShapeTemplates
-{
-    static readonly Lazy<float[][]> Templates = new(() =>
-        Enum.GetValues<ShapeKind>().Select(s => Render((u, v) => ShapeGeometry.Contains(s, u, v), ShapeGeometry.Area(s), ShapeGeometry.CentroidV(s))).ToArray());
-
-    public static float[] Get(ShapeKind shape) => Templates.Value[(int)shape];
-
-    /// <summary>Coverage of a unit-coordinate region on the grid, given its area and vertical centroid in unit coordinates.</summary>
-    public static float[] Render(Func<double, double, bool> inside, double unitArea, double centroidV)
-    {
-        const int sub = 4;
-        var g = NormalizedObject.GridSize;
-        var s = Math.Sqrt(unitArea);
-        var cell = 2.0 * NormalizedObject.Extent / g;
-        var t = new float[g * g];
-        for (var j = 0; j < g; j++)
-            for (var i = 0; i < g; i++)
-            {
-                var hits = 0;
-                for (var b = 0; b < sub; b++)
-                    for (var a = 0; a < sub; a++)
-                    {
-                        var u = NormalizedObject.Coord(i) + ((a + 0.5) / sub - 0.5) * cell;
-                        var v = NormalizedObject.Coord(j) + ((b + 0.5) / sub - 0.5) * cell;
-                        if (inside(u * s, v * s + centroidV)) hits++;
-                    }
-                t[j * g + i] = hits / (float)(sub * sub);
-            }
-        return t;
+        return new ObjectRegion { ComponentIndex = componentIndex, Area = area, CenterX = sx / area, CenterY = sy / area };
     }
 }
 
@@ -364,24 +287,23 @@ internal static class ShapeTemplates
 internal static class ShapeFit
 {
     /// <summary>Gaussian widths (pixels) tried for the synthetic templates.</summary>
-    public static readonly double[] Sigmas = [0, 0.6, 1.0, 1.5, 2.0, 3.0];
+    public static readonly double[] Sigmas = [0, 0.7, 1.2, 2.0];
 
     /// <summary>Per-shape similarity in [0, 1] (1 − Σ|observed − synthetic| / Σ(observed + synthetic), best blur width).</summary>
-    public static Dictionary<ShapeKind, double> Scores(Segmentation s, NormalizedObject obj, out double bestSigma)
+    public static Dictionary<ShapeKind, double> Scores(FitWindow window, out double bestSigma)
     {
-        var window = FitWindow.For(s, obj);
+        var obj = window.Object;
         var scores = new Dictionary<ShapeKind, double>();
         bestSigma = 0;
         var bestOverall = double.MinValue;
         foreach (var shape in Enum.GetValues<ShapeKind>())
         {
             var half = Math.Sqrt(obj.Area / ShapeGeometry.Area(shape));
-            var synth = window.Synthesize((u, v) => ShapeGeometry.Contains(shape, u, v) ? ((byte)0, (byte)0, (byte)0) : null,
-                obj.CenterX, obj.CenterY - ShapeGeometry.CentroidV(shape) * half, half, (0, 0, 0), colors: false);
+            var cover = window.Coverage(shape, obj.CenterX, obj.CenterY - ShapeGeometry.CentroidV(shape) * half, half);
             var best = double.MinValue;
             foreach (var sigma in Sigmas)
             {
-                var score = window.CoverageScore(synth.Blurred(sigma).Cover);
+                var score = window.CoverageScore(PlaneBlur.Apply(cover, window.Width, window.Height, sigma));
                 if (score > best) best = score;
                 if (score > bestOverall) { bestOverall = score; bestSigma = sigma; }
             }
@@ -391,16 +313,12 @@ internal static class ShapeFit
     }
 }
 
-/// <summary>Synthetic coverage and colours of a template in a padded window around an object's region.</summary>
-internal sealed record Synthetic(int Width, int Height, float[] Cover, float[]? R, float[]? G, float[]? B)
+/// <summary>Separable Gaussian blur of a plane; outside values repeat the nearest edge value.</summary>
+internal static class PlaneBlur
 {
-    public Synthetic Blurred(double sigma) => sigma <= 0 ? this : new Synthetic(Width, Height,
-        Blur(Cover, Width, Height, sigma),
-        R is null ? null : Blur(R, Width, Height, sigma), G is null ? null : Blur(G, Width, Height, sigma), B is null ? null : Blur(B, Width, Height, sigma));
-
-    /// <summary>Separable Gaussian blur that treats outside-window values as the nearest edge value.</summary>
-    static float[] Blur(float[] src, int w, int h, double sigma)
+    public static float[] Apply(float[] src, int w, int h, double sigma)
     {
+        if (sigma <= 0) return src;
         var r = (int)Math.Ceiling(3 * sigma);
         var k = new float[2 * r + 1];
         double sum = 0;
@@ -409,12 +327,15 @@ internal sealed record Synthetic(int Width, int Height, float[] Cover, float[]? 
         var tmp = new float[w * h];
         var dst = new float[w * h];
         for (var y = 0; y < h; y++)
+        {
+            var row = y * w;
             for (var x = 0; x < w; x++)
             {
                 float acc = 0;
-                for (var j = -r; j <= r; j++) acc += k[j + r] * src[y * w + Math.Clamp(x + j, 0, w - 1)];
-                tmp[y * w + x] = acc;
+                for (var j = -r; j <= r; j++) acc += k[j + r] * src[row + Math.Clamp(x + j, 0, w - 1)];
+                tmp[row + x] = acc;
             }
+        }
         for (var y = 0; y < h; y++)
             for (var x = 0; x < w; x++)
             {
@@ -426,84 +347,106 @@ internal sealed record Synthetic(int Width, int Height, float[] Cover, float[]? 
     }
 }
 
-/// <summary>The pixels owned by one component, and a padded window around them for synthetic templates.</summary>
+/// <summary>The pixels of one object's region, and a padded window around them in which synthetic templates are drawn.</summary>
 internal sealed class FitWindow
 {
+    const int Sub = 4;
+
     public required Segmentation Segmentation { get; init; }
-    public required NormalizedObject Object { get; init; }
-    public required int X0 { get; init; }
-    public required int Y0 { get; init; }
-    public required int X1 { get; init; }
-    public required int Y1 { get; init; }
+    public required ObjectRegion Object { get; init; }
     public required int OffsetX { get; init; }
     public required int OffsetY { get; init; }
     public required int Width { get; init; }
     public required int Height { get; init; }
 
-    public static FitWindow For(Segmentation s, NormalizedObject obj)
+    /// <summary>Image indices of the region's pixels.</summary>
+    public required int[] ImageIndex { get; init; }
+
+    /// <summary>Window indices of the same pixels.</summary>
+    public required int[] WindowIndex { get; init; }
+
+    public static FitWindow For(Segmentation s, ObjectRegion obj)
     {
         int w = s.Image.Width, h = s.Image.Height;
         int x0 = w, y0 = h, x1 = -1, y1 = -1;
+        var pixels = new List<int>();
         for (var i = 0; i < w * h; i++)
         {
             if (s.Owner[i] != obj.ComponentIndex) continue;
+            pixels.Add(i);
             int x = i % w, y = i / w;
             x0 = Math.Min(x0, x); x1 = Math.Max(x1, x); y0 = Math.Min(y0, y); y1 = Math.Max(y1, y);
         }
         var pad = (int)Math.Ceiling(3 * ShapeFit.Sigmas[^1]);
+        int ox = x0 - pad, oy = y0 - pad, ww = x1 - x0 + 1 + 2 * pad;
         return new FitWindow
         {
-            Segmentation = s, Object = obj, X0 = x0, Y0 = y0, X1 = x1, Y1 = y1,
-            OffsetX = x0 - pad, OffsetY = y0 - pad, Width = x1 - x0 + 1 + 2 * pad, Height = y1 - y0 + 1 + 2 * pad,
+            Segmentation = s, Object = obj, OffsetX = ox, OffsetY = oy, Width = ww, Height = y1 - y0 + 1 + 2 * pad,
+            ImageIndex = pixels.ToArray(),
+            WindowIndex = pixels.Select(i => (i / w - oy) * ww + (i % w - ox)).ToArray(),
         };
     }
 
-    /// <summary>Pixels (image index, window index) of the object's region.</summary>
-    public IEnumerable<(int Image, int Window)> Pixels()
+    /// <summary>Window pixel range covered by a template centred at (cx, cy) with half-extent <paramref name="half"/> (pixels).</summary>
+    (int X0, int X1, int Y0, int Y1) Span(double cx, double cy, double half) => (
+        Math.Max(0, (int)Math.Floor(cx - half) - OffsetX - 1), Math.Min(Width - 1, (int)Math.Ceiling(cx + half) - OffsetX + 1),
+        Math.Max(0, (int)Math.Floor(cy - half) - OffsetY - 1), Math.Min(Height - 1, (int)Math.Ceiling(cy + half) - OffsetY + 1));
+
+    /// <summary>4x4-supersampled coverage of a shape centred at (cx, cy) pixels with half-extent <paramref name="half"/> pixels.</summary>
+    public float[] Coverage(ShapeKind shape, double cx, double cy, double half)
     {
-        var w = Segmentation.Image.Width;
-        for (var y = Y0; y <= Y1; y++)
-            for (var x = X0; x <= X1; x++)
+        var cover = new float[Width * Height];
+        var (x0, x1, y0, y1) = Span(cx, cy, half);
+        for (var y = y0; y <= y1; y++)
+            for (var x = x0; x <= x1; x++)
             {
-                var i = y * w + x;
-                if (Segmentation.Owner[i] == Object.ComponentIndex) yield return (i, (y - OffsetY) * Width + (x - OffsetX));
+                var hits = 0;
+                for (var j = 0; j < Sub; j++)
+                {
+                    var v = (OffsetY + y + (j + 0.5) / Sub - cy) / half;
+                    for (var i = 0; i < Sub; i++)
+                        if (ShapeGeometry.Contains(shape, (OffsetX + x + (i + 0.5) / Sub - cx) / half, v)) hits++;
+                }
+                cover[y * Width + x] = hits / (float)(Sub * Sub);
             }
+        return cover;
     }
 
-    /// <summary>Renders a unit-coordinate paint function centred at (cx, cy) pixels with half-extent <paramref name="half"/> pixels, 4x4 supersampled, over <paramref name="background"/>.</summary>
-    public Synthetic Synthesize(Func<double, double, (byte R, byte G, byte B)?> paint, double cx, double cy, double half,
-        (double R, double G, double B) background, bool colors = true)
+    /// <summary>4x4-supersampled coverage and colours of a paint function (unit coordinates) over a background colour.</summary>
+    public (float[] Cover, float[] R, float[] G, float[] B) Paint(Func<double, double, (byte R, byte G, byte B)?> paint,
+        double cx, double cy, double half, (double R, double G, double B) background)
     {
-        const int sub = 4;
         var n = Width * Height;
         var cover = new float[n];
-        float[]? r = colors ? new float[n] : null, g = colors ? new float[n] : null, b = colors ? new float[n] : null;
-        for (var y = 0; y < Height; y++)
-            for (var x = 0; x < Width; x++)
+        float[] r = new float[n], g = new float[n], b = new float[n];
+        Array.Fill(r, (float)background.R); Array.Fill(g, (float)background.G); Array.Fill(b, (float)background.B);
+        var (x0, x1, y0, y1) = Span(cx, cy, half);
+        for (var y = y0; y <= y1; y++)
+            for (var x = x0; x <= x1; x++)
             {
-                var k = y * Width + x;
                 double hits = 0, sr = 0, sg = 0, sb = 0;
-                for (var j = 0; j < sub; j++)
-                    for (var i = 0; i < sub; i++)
+                for (var j = 0; j < Sub; j++)
+                    for (var i = 0; i < Sub; i++)
                     {
-                        var u = (OffsetX + x + (i + 0.5) / sub - cx) / half;
-                        var v = (OffsetY + y + (j + 0.5) / sub - cy) / half;
-                        if (paint(u, v) is { } c) { hits++; sr += c.R; sg += c.G; sb += c.B; }
+                        var c = paint((OffsetX + x + (i + 0.5) / Sub - cx) / half, (OffsetY + y + (j + 0.5) / Sub - cy) / half);
+                        if (c is { } col) { hits++; sr += col.R; sg += col.G; sb += col.B; }
                         else { sr += background.R; sg += background.G; sb += background.B; }
                     }
-                cover[k] = (float)(hits / (sub * sub));
-                if (colors) { r![k] = (float)(sr / (sub * sub)); g![k] = (float)(sg / (sub * sub)); b![k] = (float)(sb / (sub * sub)); }
+                var k = y * Width + x;
+                cover[k] = (float)(hits / (Sub * Sub));
+                r[k] = (float)(sr / (Sub * Sub)); g[k] = (float)(sg / (Sub * Sub)); b[k] = (float)(sb / (Sub * Sub));
             }
-        return new Synthetic(Width, Height, cover, r, g, b);
+        return (cover, r, g, b);
     }
 
     /// <summary>1 − Σ|observed − synthetic| / Σ(observed + synthetic) over the region's coverage.</summary>
     public double CoverageScore(float[] syntheticCover)
     {
         double diff = 0, total = 0;
-        foreach (var (i, k) in Pixels())
+        var alpha = Segmentation.Alpha;
+        for (var p = 0; p < ImageIndex.Length; p++)
         {
-            double o = Segmentation.Alpha[i], q = syntheticCover[k];
+            double o = alpha[ImageIndex[p]], q = syntheticCover[WindowIndex[p]];
             diff += Math.Abs(o - q); total += o + q;
         }
         return total > 0 ? 1 - diff / total : 0;

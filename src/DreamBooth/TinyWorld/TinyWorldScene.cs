@@ -179,14 +179,9 @@ internal sealed class Canvas
 
     public Image<Rgb24> ToImage()
     {
-        var img = new Image<Rgb24>(Width, Height);
-        for (var y = 0; y < Height; y++)
-            for (var x = 0; x < Width; x++)
-            {
-                var i = y * Width + x;
-                img[x, y] = new Rgb24(ToByte(r[i]), ToByte(g[i]), ToByte(b[i]));
-            }
-        return img;
+        var pixels = new Rgb24[Width * Height];
+        for (var i = 0; i < pixels.Length; i++) pixels[i] = new Rgb24(ToByte(r[i]), ToByte(g[i]), ToByte(b[i]));
+        return Image.LoadPixelData<Rgb24>(pixels, Width, Height);
     }
 
     static byte ToByte(float v) => (byte)Math.Clamp((int)MathF.Round(v), 0, 255);
