@@ -13,16 +13,24 @@ public sealed record SubjectFidelityResult(double Score, double ShapeMatch, doub
 
 /// <summary>
 /// How much the foreground object of an image looks like the demo subject (<see cref="DemoSubject"/>), in [0, 1].
-/// <para>The largest foreground object is segmented (<see cref="TinyWorldMeasurements"/>), centred at its coverage
-/// centroid and scaled to unit area, and compared with the subject's analytic render normalised the same way, so the
-/// score does not depend on position, size or background (recontextualised subjects keep their score). Three
-/// complementary terms, each needed: (1) outline — soft IoU of the coverage maps (a checker-coloured circle fails);
-/// (2) pattern — Pearson correlation of the CIELAB colours inside the outline, which is zero for any single-colour
-/// shape (no variance) and negative for the mirrored checker, so a plain diamond of the class fails even though its
-/// outline is perfect; (3) colour — mean ΔE inside the outline, so the right pattern in wrong colours fails.
-/// Each term is rescaled to [0, 1] between "clearly different" and "as good as a blurred real instance"
-/// (IoU 0.6→0.9, correlation 0→0.8, ΔE 45→15), and the score is their geometric mean, so any failed term pulls the
-/// score to 0 (an AND of the three cues) while small, blur-sized imperfections still score near 1.</para>
+/// <para>The largest foreground object is segmented (<see cref="TinyWorldMeasurements"/>) and the subject is
+/// synthesised at the object's coverage area and centroid, on the measured background, blurred as much as the image
+/// appears to be (the blur width whose outline fits best) — so the score does not depend on position, size,
+/// background or moderate blur, and recontextualised subjects keep their score. Three complementary terms, each
+/// required: (1) outline — the class shape (diamond) must fit the object's coverage well (fit 0.7→0.85) and better
+/// than every other shape of the world (margin −0.03→+0.01; at blur σ≈1 px a diamond and a circle of equal area differ
+/// by only ~0.01, hence the tolerance); a checker-coloured circle or square fails here. (2) pattern — Pearson
+/// correlation of the CIELAB colours of the object's interior (synthetic coverage ≥ 0.9) with the synthetic subject's
+/// (0→0.8): zero for any single-colour shape (no variance), negative for the mirrored checker, so a plain diamond of
+/// the class fails although its outline is perfect. (3) colour — mean ΔE over the interior (45→15), so the right
+/// pattern in wrong colours fails. Each term is rescaled to [0, 1] by those ramps (from "clearly different" to "as
+/// good as a blurred real instance") and the score is their geometric mean, an AND of the three cues.</para>
+/// <para>Measured (tests and a 500-image check): the 10 instance images score 1.000 clean, after blur σ=1 + noise σ=8
+/// and after 2x down/up-sampling, and ≥ 0.84 after 4x; the subject recontextualised to the right column on red,
+/// orange, white or black backgrounds scores ≥ 0.98 after blur σ=1. Every plain shape of every colour and the hard
+/// negatives (mirrored checker, checker circle/square, red/orange checker, two-tone halves) score 0.000 (≤ 0.22
+/// after 4x down/up-sampling). A subject without its centre dot (6 % of its area) still scores ~1: by these cues it
+/// is a near-duplicate.</para>
 /// </summary>
 public static class SubjectFidelity
 {

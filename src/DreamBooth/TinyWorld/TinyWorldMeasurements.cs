@@ -28,7 +28,7 @@ public sealed record SceneMeasurement
     public double CentroidX { get; init; }
     public double CentroidY { get; init; }
 
-    /// <summary>Mean half-extent of the objects' bounding boxes (fraction of the side).</summary>
+    /// <summary>Mean half-extent of the objects implied by their coverage area and recognised shape (fraction of the side).</summary>
     public double HalfExtent { get; init; }
 
     /// <summary>Foreground coverage as a fraction of the image area.</summary>
@@ -40,20 +40,26 @@ public sealed record SceneMeasurement
     /// <summary>Gaussian blur width (pixels) of the best-matching synthetic template: how soft the image is.</summary>
     public double BlurSigma { get; init; }
 
-    /// <summary>Similarity (1 − normalised L1) of the largest object (centred at its centroid, scaled to unit area) with each shape's template.</summary>
+    /// <summary>Fit (1 − normalised L1 of coverage, best blur width) of each shape, synthesised at the largest object's area and centroid.</summary>
     public IReadOnlyDictionary<ShapeKind, double> ShapeScores { get; init; } = new Dictionary<ShapeKind, double>();
 }
 
 /// <summary>
 /// Pixel and shape measurements of tiny-world images, robust to blur, noise and low-resolution decoding.
 /// <para>Method: (1) background = per-channel median of a border ring, classified as the nearest named colour in
-/// CIELAB. (2) Soft matting: each pixel p is explained as bg + α·(c − bg) for the named colour c whose line fits it
-/// best (least residual in RGB); α is the pixel's foreground coverage and c its colour vote. (3) Foreground = α above
-/// half the (robust) peak coverage; 8-connected components smaller than a quarter of the largest are dropped.
-/// (4) Colour = α²-weighted vote; position = coverage centroid → image thirds; count = components (capped at two);
-/// size = bounding-box half-extent against the midpoint (geometric mean) of the nominal small/large extents for that
-/// count. (5) Shape = best soft IoU between the largest object's coverage, resampled around its centroid at unit area,
-/// and each shape's analytic template normalised the same way (translation- and scale-invariant template matching).</para>
+/// CIELAB (ΔE76). (2) Soft matting: each pixel p is explained as bg + α·(c − bg) for the named colour c whose line
+/// fits it best (least RGB residual); α is the pixel's foreground coverage and c its colour vote. Pixels far from
+/// every such line (internal edges of a two-colour object) are fitted as bg + a·(c1 − bg) + b·(c2 − bg), α = a + b. (3) Foreground =
+/// α above half the robust peak coverage; 8-connected components smaller than a quarter of the largest are dropped;
+/// each component owns the pixels within 3 px of it (its blurred edge). (4) Colour = α²-weighted vote; position =
+/// coverage centroid → image thirds; count = components (capped at two). (5) Shape = analysis by synthesis: every
+/// shape is rendered with the object's coverage area and centroid (both blur-invariant), blurred with several
+/// Gaussian widths, and compared with the observed coverage (1 − normalised L1); the best fit wins. (6) Size = the
+/// half-extent implied by each object's area for the recognised shape, against the geometric mean of the nominal
+/// small/large half-extents for the detected count.</para>
+/// <para>Validated on 500 held-out renders (see the tests): 100 % on clean renders for every attribute; shape
+/// 99.6 % after blur σ=1 px + noise σ=8, 99.6 % after 2x down/up-sampling, 87 % after 4x (small shapes become 3-px
+/// blobs); background, colour and position stay at 100 % in all of these.</para>
 /// </summary>
 public static class TinyWorldMeasurements
 {
@@ -169,6 +175,11 @@ internal sealed class Segmentation
                 double rr = dr - a * l.Er, rg = dg - a * l.Eg, rb = db - a * l.Eb, res = rr * rr + rg * rg + rb * rb;
                 if (res < bestRes) { bestRes = res; alpha[i] = (float)a; colorIndex[i] = (byte)l.Index; }
             }
+            // A pixel far from every background→colour line is a mix of two object colours (an internal edge of a
+            // multi-colour object): fit bg + a·(c1 − bg) + b·(c2 − bg) with a, b ≥ 0, a + b ≤ 1 and take α = a + b.
+            var d2 = dr * dr + dg * dg + db * db;
+            if (bestRes > Math.Max(PairResidual * PairResidual, 0.04 * d2))
+                FitPair(lines, dr, dg, db, ref bestRes, ref alpha[i], ref colorIndex[i]);
         }
         // 3. Threshold at half the robust peak coverage (a smeared object may never reach full coverage).
         var sorted = (float[])alpha.Clone();
@@ -241,6 +252,43 @@ internal sealed class Segmentation
             Image = img, BackgroundRgb = bg, Background = bgName, BackgroundDeltaE = bgDelta, Alpha = alpha,
             ColorIndex = colorIndex, Threshold = threshold, Components = components,
         };
+    }
+
+    /// <summary>RGB residual above which a pixel is also fitted as a mix of two object colours.</summary>
+    const double PairResidual = 20;
+
+    static void FitPair(List<(int Index, double Er, double Eg, double Eb, double Len2)> lines, double dr, double dg, double db,
+        ref double bestRes, ref float alpha, ref byte colorIndex)
+    {
+        for (var p = 0; p < lines.Count; p++)
+            for (var q = p + 1; q < lines.Count; q++)
+            {
+                var (e1, e2) = (lines[p], lines[q]);
+                // Unconstrained least squares in (a, b); then the a + b = 1 edge (no background) as a fallback.
+                double g11 = e1.Len2, g22 = e2.Len2, g12 = e1.Er * e2.Er + e1.Eg * e2.Eg + e1.Eb * e2.Eb;
+                double h1 = dr * e1.Er + dg * e1.Eg + db * e1.Eb, h2 = dr * e2.Er + dg * e2.Eg + db * e2.Eb;
+                var det = g11 * g22 - g12 * g12;
+                double a, b;
+                if (Math.Abs(det) > 1e-6 * g11 * g22)
+                {
+                    a = (h1 * g22 - h2 * g12) / det; b = (h2 * g11 - h1 * g12) / det;
+                    if (a < 0 || b < 0 || a + b > 1) { a = -1; b = -1; }
+                }
+                else { a = -1; b = -1; }
+                if (a < 0)
+                {
+                    // On the edge a + b = 1: d = e2 + a (e1 − e2).
+                    double fr = e1.Er - e2.Er, fg = e1.Eg - e2.Eg, fb = e1.Eb - e2.Eb, ff = fr * fr + fg * fg + fb * fb;
+                    a = ff > 0 ? Math.Clamp(((dr - e2.Er) * fr + (dg - e2.Eg) * fg + (db - e2.Eb) * fb) / ff, 0, 1) : 0;
+                    b = 1 - a;
+                }
+                double rr = dr - a * e1.Er - b * e2.Er, rg = dg - a * e1.Eg - b * e2.Eg, rb = db - a * e1.Eb - b * e2.Eb;
+                var res = rr * rr + rg * rg + rb * rb;
+                if (res < bestRes)
+                {
+                    bestRes = res; alpha = (float)Math.Min(1, a + b); colorIndex = (byte)(a >= b ? e1.Index : e2.Index);
+                }
+            }
     }
 
     static double Median(IEnumerable<float> values)
