@@ -62,6 +62,17 @@ public static class DemoSubject
         new(GridPosition.Center, 0.24, 0.02, -0.02, NamedColor.Green),
     ];
 
+    /// <summary>
+    /// Prompts that put the subject where its instance images never do: the right column and the centre, on red,
+    /// orange, white or black backgrounds ("a zwx diamond in the top right on a red background"). Parse them with
+    /// <see cref="SceneRequest.Parse"/> and <see cref="Identifier"/> to evaluate generated images.
+    /// </summary>
+    public static IReadOnlyList<string> RecontextualisationPrompts { get; } =
+        (from bg in new[] { NamedColor.Red, NamedColor.Orange, NamedColor.White, NamedColor.Black }
+         from pos in new[] { GridPosition.TopRight, GridPosition.Right, GridPosition.BottomRight, GridPosition.Center }
+         let word = TinyWorldVocabulary.Word(bg)
+         select $"a {Identifier} {TinyWorldVocabulary.Noun(ClassShape)} {TinyWorldVocabulary.Phrase(pos)} on {TinyWorldCaptions.Article(word)} {word} background").ToArray();
+
     /// <summary>The subject's colour at unit coordinates (u, v) (v down), or null outside its diamond outline.</summary>
     public static (byte R, byte G, byte B)? Paint(double u, double v)
     {

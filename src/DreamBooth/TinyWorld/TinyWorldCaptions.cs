@@ -97,12 +97,25 @@ public static class TinyWorldCaptions
 /// </summary>
 public sealed record SceneRequest
 {
+    /// <summary>Requested shape (for the subject: its class shape).</summary>
     public ShapeKind? Shape { get; init; }
+
+    /// <summary>Requested shape colour.</summary>
     public NamedColor? Color { get; init; }
+
+    /// <summary>Requested size.</summary>
     public ObjectSize? Size { get; init; }
+
+    /// <summary>Requested grid cell.</summary>
     public GridPosition? Position { get; init; }
+
+    /// <summary>Requested background colour.</summary>
     public NamedColor? Background { get; init; }
+
+    /// <summary>Requested number of objects.</summary>
     public ObjectCount? Count { get; init; }
+
+    /// <summary>Whether the prompt names the DreamBooth identifier (the object should be the demo subject).</summary>
     public bool IsSubject { get; init; }
 
     /// <summary>Requests every attribute of a scene.</summary>

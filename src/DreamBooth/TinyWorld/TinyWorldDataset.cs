@@ -83,6 +83,7 @@ public sealed class TinyWorldDataset : IReadOnlyList<TinyWorldSample>
 
     readonly TinyWorldDatasetOptions options;
 
+    /// <summary>Creates the dataset (validates the options; samples are generated on access).</summary>
     public TinyWorldDataset(TinyWorldDatasetOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -90,10 +91,13 @@ public sealed class TinyWorldDataset : IReadOnlyList<TinyWorldSample>
         this.options = options;
     }
 
+    /// <summary>The options the dataset was built with.</summary>
     public TinyWorldDatasetOptions Options => options;
 
+    /// <summary>Number of samples.</summary>
     public int Count => options.Count;
 
+    /// <summary>Sample <paramref name="index"/> (depends only on the seed and the index).</summary>
     public TinyWorldSample this[int index]
     {
         get
@@ -103,6 +107,7 @@ public sealed class TinyWorldDataset : IReadOnlyList<TinyWorldSample>
         }
     }
 
+    /// <summary>Enumerates the samples in index order.</summary>
     public IEnumerator<TinyWorldSample> GetEnumerator()
     {
         for (var i = 0; i < options.Count; i++) yield return Sample(i);

@@ -6,7 +6,10 @@ namespace DreamBooth.TinyWorld;
 /// <summary>Which requested attributes an image obeys (null = not requested).</summary>
 public sealed record PromptFidelity
 {
+    /// <summary>Whether any object was found.</summary>
     public bool ObjectPresent { get; init; }
+
+    /// <summary>Shape obeyed (null = not requested); likewise for the other attributes.</summary>
     public bool? Shape { get; init; }
     public bool? Color { get; init; }
     public bool? Size { get; init; }
@@ -48,6 +51,7 @@ public sealed record PromptFidelity
 /// <summary>Correct / total for one attribute; <see cref="Accuracy"/> is null when never requested.</summary>
 public sealed record AttributeAccuracy(int Correct, int Total)
 {
+    /// <summary>Correct / Total, or null when the attribute was never requested.</summary>
     public double? Accuracy => Total == 0 ? null : Correct / (double)Total;
 
     public override string ToString() => Total == 0 ? "n/a" : $"{Correct}/{Total} ({Accuracy:P1})";

@@ -18,8 +18,13 @@ public sealed record SceneMeasurement
     /// <summary>Median border colour (sRGB 0..255).</summary>
     public (double R, double G, double B) BackgroundRgb { get; init; }
 
+    /// <summary>Colour of the object(s): α²-weighted vote of the per-pixel matting colours.</summary>
     public NamedColor? Color { get; init; }
+
+    /// <summary>Best-fitting shape of the largest object (see <see cref="ShapeScores"/>).</summary>
     public ShapeKind? Shape { get; init; }
+
+    /// <summary>Small or large, from <see cref="HalfExtent"/>; position from the centroid's thirds; count from components.</summary>
     public ObjectSize? Size { get; init; }
     public GridPosition? Position { get; init; }
     public ObjectCount? Count { get; init; }
@@ -100,7 +105,8 @@ public static class TinyWorldMeasurements
         return result with
         {
             ObjectPresent = true, Color = color, Shape = best, Size = size, Position = position, Count = count,
-            CentroidX = cx, CentroidY = cy, HalfExtent = half, AreaFraction = sum / (img.Width * img.Height),
+            CentroidX = cx, CentroidY = cy, HalfExtent = half,
+            AreaFraction = Enumerable.Range(0, s.Components.Count).Sum(s.RegionArea) / (img.Width * img.Height),
             FillRatio = region.Area / bboxArea, ShapeScores = scores, BlurSigma = blur,
         };
 

@@ -137,6 +137,14 @@ public class DemoSubjectTests(ITestOutputHelper output)
             Assert.True(fc.Score > 0.9, $"{bg} clean: {fc}");
             Assert.True(fb.Score > 0.9, $"{bg} blur 1: {fb}");
         }
+        Assert.Equal(16, DemoSubject.RecontextualisationPrompts.Count);
+        foreach (var prompt in DemoSubject.RecontextualisationPrompts)
+        {
+            var r = SceneRequest.Parse(prompt, DemoSubject.Identifier);
+            Assert.True(r.IsSubject && r.Shape == DemoSubject.ClassShape, prompt);
+            Assert.DoesNotContain(r.Background!.Value, DemoSubject.InstanceBackgrounds);
+            Assert.NotNull(r.Position);
+        }
         using var img = DemoSubject.Render(0.8, 0.8, 0.15, NamedColor.Red);
         var check = PromptFidelity.Check(img, SceneRequest.Parse("a zwx diamond in the bottom right on a red background", DemoSubject.Identifier));
         Assert.True(check.AllObeyed, check.ToString());
