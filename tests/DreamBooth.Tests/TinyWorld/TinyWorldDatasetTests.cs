@@ -144,6 +144,27 @@ public class TinyWorldDatasetTests
     }
 
     [Fact]
+    public void ObjectsStayInsideTheImageAndInTheirCell()
+    {
+        foreach (var position in Enum.GetValues<GridPosition>())
+            foreach (var size in Enum.GetValues<ObjectSize>())
+                foreach (var count in Enum.GetValues<ObjectCount>())
+                    foreach (var j in new[] { -0.04, 0.04 })
+                    {
+                        var scene = new TinyWorldScene(ShapeKind.Square, NamedColor.Red, size, position, NamedColor.Blue, count)
+                        { JitterX = j, JitterY = j, JitterScale = 1.08 };
+                        var p = TinyWorldGeometry.Placements(scene);
+                        Assert.Equal(count == ObjectCount.Two ? 2 : 1, p.Count);
+                        Assert.All(p, o => Assert.True(o.CenterX - o.HalfExtent >= -1e-9 && o.CenterX + o.HalfExtent <= 1 + 1e-9
+                            && o.CenterY - o.HalfExtent >= -1e-9 && o.CenterY + o.HalfExtent <= 1 + 1e-9, $"{scene} leaves the image"));
+                        var cx = p.Average(o => o.CenterX);
+                        var cy = p.Average(o => o.CenterY);
+                        Assert.Equal(TinyWorldGeometry.Column(position), (int)(cx * 3));
+                        Assert.Equal(TinyWorldGeometry.Row(position), (int)(cy * 3));
+                    }
+    }
+
+    [Fact]
     public void VocabularyListsEveryAttributeWord()
     {
         var v = TinyWorldVocabulary.AllWords;
