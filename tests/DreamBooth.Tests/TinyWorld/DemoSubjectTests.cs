@@ -1,0 +1,154 @@
+using DreamBooth.Tests.Infrastructure;
+using DreamBooth.TinyWorld;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using Xunit.Abstractions;
+
+namespace DreamBooth.Tests.TinyWorld;
+
+public class DemoSubjectTests(ITestOutputHelper output)
+{
+    static string Folder => Path.Combine(TestPaths.RepoRoot, "data", "demo-subject");
+
+    /// <summary>Renders an arbitrary paint function with the engine's rasterizer (for negatives).</summary>
+    static Image<Rgb24> Paint(DemoSubjectInstance at, Func<double, double, (byte R, byte G, byte B)?> paint)
+    {
+        var (x, y) = DemoSubject.Center(at);
+        var canvas = new Canvas(64, 64, TinyWorldPalette.ToRgb(at.Background));
+        canvas.Paint(x, y, at.HalfExtent, paint);
+        return canvas.ToImage();
+    }
+
+    [Fact]
+    public void CommittedInstanceImagesEqualRegeneratedOnes()
+    {
+        for (var i = 0; i < DemoSubject.Instances.Count; i++)
+        {
+            var path = Path.Combine(Folder, DemoSubject.FileName(i));
+            Assert.True(File.Exists(path), $"{path} is missing; regenerate with DemoSubject.WriteInstances(\"data/demo-subject\")");
+            using var committed = Image.Load<Rgb24>(path);
+            using var fresh = DemoSubject.RenderInstance(i);
+            Assert.True(TinyWorldDatasetTests.SamePixels(committed, fresh), $"{path} differs from DemoSubject.RenderInstance({i})");
+        }
+        Assert.Equal(DemoSubject.Instances.Count, Directory.GetFiles(Folder, "*.png").Length);
+        var readme = File.ReadAllText(Path.Combine(Folder, "README.md"));
+        Assert.Contains(DemoSubject.Identifier, readme);
+        Assert.Contains(DemoSubject.ClassPrompt, readme);
+    }
+
+    [Fact]
+    public void WriteInstancesRoundTripsThroughPng()
+    {
+        using var dir = TestPaths.NewTempDir("demosubject");
+        var paths = DemoSubject.WriteInstances(dir.Path);
+        Assert.Equal(10, paths.Count);
+        using var a = Image.Load<Rgb24>(paths[3]);
+        using var b = DemoSubject.RenderInstance(3);
+        Assert.True(TinyWorldDatasetTests.SamePixels(a, b));
+    }
+
+    [Fact]
+    public void InstancesLeaveRoomForRecontextualisation()
+    {
+        Assert.Equal(10, DemoSubject.Instances.Count);
+        Assert.All(DemoSubject.Instances, i => Assert.Contains(i.Background, DemoSubject.InstanceBackgrounds));
+        Assert.True(DemoSubject.InstanceBackgrounds.Count <= 2);
+        Assert.All(DemoSubject.Instances, i => Assert.NotEqual(2, TinyWorldGeometry.Column(i.Position)));
+        Assert.True(DemoSubject.Instances.Select(i => i.Position).Distinct().Count() >= 5);
+        Assert.Equal("a diamond", DemoSubject.ClassPrompt);
+        Assert.Contains(DemoSubject.ClassNoun, TinyWorldVocabulary.AllWords);
+        for (var i = 0; i < 10; i++)
+        {
+            using var img = DemoSubject.RenderInstance(i);
+            var m = TinyWorldMeasurements.Measure(img);
+            Assert.Equal((ShapeKind?)DemoSubject.ClassShape, m.Shape);
+            Assert.Equal((GridPosition?)DemoSubject.Instances[i].Position, m.Position);
+            Assert.Equal(DemoSubject.Instances[i].Background, m.Background);
+        }
+    }
+
+    [Fact]
+    public void FidelitySeparatesTheSubjectFromClassShapesAndOtherShapes()
+    {
+        var degradations = new (string Name, Func<Image<Rgb24>, Image<Rgb24>> Apply)[]
+        {
+            ("clean", im => im.Clone()),
+            ("blur 1 + noise 8", im => { using var b = TinyWorldDegradations.GaussianBlur(im, 1.0); return TinyWorldDegradations.AddNoise(b, 8, 7); }),
+            ("down-up x2", im => TinyWorldDegradations.DownUp(im, 2)),
+        };
+        var yellow = TinyWorldPalette.ToRgb(NamedColor.Yellow);
+        var purple = TinyWorldPalette.ToRgb(NamedColor.Purple);
+        var white = TinyWorldPalette.ToRgb(NamedColor.White);
+        var hard = new (string Name, Func<double, double, (byte R, byte G, byte B)?> Paint)[]
+        {
+            ("mirrored checker", (u, v) => DemoSubject.Paint(u, v) is null ? null : u * u + v * v <= 0.04 ? white : (u < 0) == (v < 0) ? purple : yellow),
+            ("checker circle", (u, v) => u * u + v * v > 1 ? null : u * u + v * v <= 0.04 ? white : (u < 0) == (v < 0) ? yellow : purple),
+            ("checker square", (u, v) => Math.Abs(u) > 1 || Math.Abs(v) > 1 ? null : u * u + v * v <= 0.04 ? white : (u < 0) == (v < 0) ? yellow : purple),
+            ("yellow/purple halves", (u, v) => Math.Abs(u) + Math.Abs(v) > 1 ? null : u < 0 ? yellow : purple),
+            ("red/orange checker", (u, v) => Math.Abs(u) + Math.Abs(v) > 1 ? null : u * u + v * v <= 0.04 ? white
+                : (u < 0) == (v < 0) ? TinyWorldPalette.ToRgb(NamedColor.Red) : TinyWorldPalette.ToRgb(NamedColor.Orange)),
+        };
+        foreach (var (name, apply) in degradations)
+        {
+            var instances = Enumerable.Range(0, 10).Select(i =>
+            {
+                using var img = DemoSubject.RenderInstance(i);
+                using var d = apply(img);
+                return SubjectFidelity.Score(d).Score;
+            }).ToList();
+            var plain = new List<double>();
+            var hardScores = new List<double>();
+            foreach (var at in DemoSubject.Instances.Take(2))
+            {
+                foreach (var shape in Enum.GetValues<ShapeKind>())
+                    foreach (var color in TinyWorldPalette.All.Where(c => c != at.Background))
+                    {
+                        using var img = Paint(at, (u, v) => ShapeGeometry.Contains(shape, u, v) ? TinyWorldPalette.ToRgb(color) : null);
+                        using var d = apply(img);
+                        plain.Add(SubjectFidelity.Score(d).Score);
+                    }
+                foreach (var (_, paint) in hard)
+                {
+                    using var img = Paint(at, paint);
+                    using var d = apply(img);
+                    hardScores.Add(SubjectFidelity.Score(d).Score);
+                }
+            }
+            output.WriteLine($"{name}: instances min {instances.Min():F3} mean {instances.Average():F3}; " +
+                $"plain shapes (all shapes x colours, n={plain.Count}) max {plain.Max():F3} mean {plain.Average():F3}; " +
+                $"hard negatives (n={hardScores.Count}) max {hardScores.Max():F3}");
+            Assert.True(instances.Min() > 0.9, $"{name}: an instance scores {instances.Min():F3}");
+            Assert.True(plain.Max() < 0.3, $"{name}: a plain shape scores {plain.Max():F3}");
+            Assert.True(hardScores.Max() < 0.3, $"{name}: a hard negative scores {hardScores.Max():F3}");
+        }
+    }
+
+    [Fact]
+    public void RecontextualisedSubjectStillScoresHigh()
+    {
+        // Unseen backgrounds and position (right column): fidelity must not depend on context, even blurred.
+        foreach (var bg in new[] { NamedColor.Red, NamedColor.Orange, NamedColor.White, NamedColor.Black })
+        {
+            using var clean = DemoSubject.Render(0.8, 0.5, 0.15, bg);
+            using var blurred = TinyWorldDegradations.GaussianBlur(clean, 1.0);
+            var fc = SubjectFidelity.Score(clean);
+            var fb = SubjectFidelity.Score(blurred);
+            output.WriteLine($"right column on {bg}: clean {fc.Score:F3}, blur 1: {fb.Score:F3}");
+            Assert.True(fc.Score > 0.9, $"{bg} clean: {fc}");
+            Assert.True(fb.Score > 0.9, $"{bg} blur 1: {fb}");
+        }
+        Assert.Equal(16, DemoSubject.RecontextualisationPrompts.Count);
+        foreach (var prompt in DemoSubject.RecontextualisationPrompts)
+        {
+            var r = SceneRequest.Parse(prompt, DemoSubject.Identifier);
+            Assert.True(r.IsSubject && r.Shape == DemoSubject.ClassShape, prompt);
+            Assert.DoesNotContain(r.Background!.Value, DemoSubject.InstanceBackgrounds);
+            Assert.NotNull(r.Position);
+        }
+        using var img = DemoSubject.Render(0.8, 0.8, 0.15, NamedColor.Red);
+        var check = PromptFidelity.Check(img, SceneRequest.Parse("a zwx diamond in the bottom right on a red background", DemoSubject.Identifier));
+        Assert.True(check.AllObeyed, check.ToString());
+        Assert.NotNull(check.Subject);
+        Assert.Equal(0.0, SubjectFidelity.Score(new Image<Rgb24>(64, 64, new Rgb24(40, 90, 230))).Score);
+    }
+}
