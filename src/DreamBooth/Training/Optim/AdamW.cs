@@ -43,8 +43,8 @@ public sealed class AdamW : AdamWBase
     /// <inheritdoc />
     protected override ParamState CreateState(Parameter p) => new State
     {
-        ExpAvg = torch.zeros_like(p).DetachFromDisposeScope(),
-        ExpAvgSq = torch.zeros_like(p).DetachFromDisposeScope(),
+        ExpAvg = torch.zeros_like(p, dtype: StateType(p)).DetachFromDisposeScope(),
+        ExpAvgSq = torch.zeros_like(p, dtype: StateType(p)).DetachFromDisposeScope(),
     };
 
     /// <inheritdoc />
@@ -52,6 +52,14 @@ public sealed class AdamW : AdamWBase
     {
         var s = (State)state;
         double beta1 = Options.Beta1, beta2 = Options.Beta2;
+        if (p.dtype is ScalarType.BFloat16 or ScalarType.Float16)
+        {
+            // low-precision weights: update in float32 (state is float32 too), write back with stochastic rounding
+            var p32 = p.to(ScalarType.Float32);
+            ApplyAdamW(p32, grad.to(ScalarType.Float32), s.ExpAvg, s.ExpAvgSq, s.Step, lr, weightDecay, beta1, beta2, Options.Eps);
+            StochasticRounding.CopyInto(p, p32, CurrentRoundingSeed);
+            return;
+        }
         ApplyAdamW(p, grad, s.ExpAvg, s.ExpAvgSq, s.Step, lr, weightDecay, beta1, beta2, Options.Eps);
     }
 
@@ -70,13 +78,15 @@ public sealed class AdamW : AdamWBase
         param.addcdiv_(expAvg, denom, -stepSize);
     }
 
+    static ScalarType StateType(Parameter p) => p.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? ScalarType.Float32 : p.dtype;
+
     /// <inheritdoc />
     protected override ParamState LoadState(Parameter p, string where, string prefix, IReadOnlyDictionary<string, Tensor> dict, HashSet<string> consumed)
     {
-        var m = ReadTensor(dict, prefix + "exp_avg", where, p.shape, p.dtype, p.device, consumed);
+        var m = ReadTensor(dict, prefix + "exp_avg", where, p.shape, StateType(p), p.device, consumed);
         try
         {
-            var v = ReadTensor(dict, prefix + "exp_avg_sq", where, p.shape, p.dtype, p.device, consumed);
+            var v = ReadTensor(dict, prefix + "exp_avg_sq", where, p.shape, StateType(p), p.device, consumed);
             return new State { ExpAvg = m, ExpAvgSq = v };
         }
         catch { m.Dispose(); throw; }

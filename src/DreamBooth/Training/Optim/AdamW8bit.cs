@@ -117,7 +117,7 @@ public sealed class AdamW8bit : AdamWBase
             BlockwiseQuantizer.Quantize(m, maps.SignedMid, bs, q.ExpAvgQ, q.ExpAvgAbsmax);
             BlockwiseQuantizer.Quantize(v, maps.UnsignedMid, bs, q.ExpAvgSqQ, q.ExpAvgSqAbsmax);
         }
-        if (!ReferenceEquals(p32, p)) p.copy_(p32);
+        if (!ReferenceEquals(p32, p)) StochasticRounding.CopyInto(p, p32, CurrentRoundingSeed);
     }
 
     /// <inheritdoc />

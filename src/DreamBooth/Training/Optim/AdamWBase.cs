@@ -103,6 +103,7 @@ public abstract class AdamWBase : ITrainingOptimizer
                     _state[gi][pi] = st;
                 }
                 st.Step++;
+                CurrentRoundingSeed = Options.RoundingSeed * 1_000_003L + (StepCount + 1) * 7919L + gi * 104_729L + pi;
                 Update(p, grad, st, group.LearningRate, wd);
             }
         }
@@ -110,6 +111,9 @@ public abstract class AdamWBase : ITrainingOptimizer
     }
 
     /// <summary>Creates zero state for <paramref name="p"/>; tensors must be detached from any dispose scope.</summary>
+    /// <summary>Seed for stochastic rounding of the parameter being updated now (step, group and index folded in).</summary>
+    protected long CurrentRoundingSeed { get; private set; }
+
     protected abstract ParamState CreateState(Parameter p);
 
     /// <summary>One AdamW update of <paramref name="p"/> (grad mode is off; <c>state.Step</c> already advanced).</summary>

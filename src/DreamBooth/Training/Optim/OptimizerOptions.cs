@@ -11,6 +11,11 @@ public sealed record AdamWOptions
     public double Eps { get; init; } = 1e-8;
     /// <summary>Decoupled weight decay (default 1e-2, as torch.optim.AdamW and diffusers' adam_weight_decay).</summary>
     public double WeightDecay { get; init; } = 1e-2;
+    /// <summary>
+    /// Parameters stored in bf16/fp16 are updated in float32 and written back with stochastic rounding seeded from this
+    /// (and the step and parameter index), so runs stay reproducible.
+    /// </summary>
+    public long RoundingSeed { get; init; } = 1;
 
     /// <summary>Throws naming the offending option and the fix.</summary>
     public void Validate()
