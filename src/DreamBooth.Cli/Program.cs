@@ -5,11 +5,14 @@ namespace DreamBooth.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args)
+    public static int Main(string[] args) => Cli.Run(CreateRoot(), args);
+
+    /// <summary>The command tree (tests run it in-process).</summary>
+    public static RootCommand CreateRoot()
     {
         var root = new RootCommand("DreamBoothNotebooks: Stable Diffusion and DreamBooth fine-tuning on TorchSharp.");
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(ParityCommand.Create());
-        return Cli.Run(root, args);
+        return root;
     }
 }

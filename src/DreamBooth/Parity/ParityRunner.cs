@@ -62,10 +62,8 @@ public static class ParityRunner
         FixtureKind.Model => ModelParity.Run(folder),
         FixtureKind.Tokenizer => TokenizerParity.Run(folder),
         FixtureKind.Scheduler => SchedulerParity.Run(folder),
-        _ => Handlers.TryGetValue(kind, out var h) ? h(folder)
-            : new ParityReport(folder, kind.ToString(), [], $"no {kind} parity runner in this build"),
+        FixtureKind.DreamBoothLoss => DreamBoothLossParity.Run(folder),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown fixture kind"),
     };
 
-    /// <summary>Runners contributed by other parts of the engine (tokenizer, schedulers, training).</summary>
-    internal static readonly Dictionary<FixtureKind, Func<string, ParityReport>> Handlers = new();
 }
