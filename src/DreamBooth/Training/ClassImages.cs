@@ -1,0 +1,59 @@
+using DreamBooth.Imaging;
+using DreamBooth.Loading;
+using DreamBooth.Pipelines;
+using DreamBooth.Sampling;
+
+namespace DreamBooth.Training;
+
+/// <summary>Progress of class-image generation.</summary>
+public sealed record ClassImageProgress(string Concept, int Done, int Total, string? Written);
+
+/// <summary>
+/// Prior preservation's class images: generated once with the base model from the class prompt and cached in the
+/// session (<c>class_images/&lt;concept&gt;/class_0001.png</c>, with their generation parameters). Only missing ones are
+/// generated; existing images are never touched, so a resumed or retrained session reuses them.
+/// </summary>
+public static class ClassImages
+{
+    public static string FileName(int index) => $"class_{index + 1:D4}.png";
+
+    /// <summary>How many class images each concept still lacks.</summary>
+    public static IReadOnlyDictionary<string, int> Missing(DreamBoothSession session) =>
+        session.File.Concepts.ToDictionary(c => c.Name,
+            c => Enumerable.Range(0, session.File.Options.NumClassImages).Count(i => !File.Exists(Path.Combine(session.ClassFolder(c), FileName(i)))));
+
+    /// <summary>Generates the missing class images of every concept (deterministic seeds: options.Seed + 100000 + index).</summary>
+    public static int EnsureGenerated(DreamBoothSession session, StableDiffusionModel model, Sampler sampler = Sampler.DpmPP2M,
+        double guidance = 7.5, IProgress<ClassImageProgress>? progress = null, CancellationToken ct = default)
+    {
+        var options = session.File.Options;
+        var pipeline = new StableDiffusionPipeline(model);
+        int written = 0;
+        foreach (var concept in session.File.Concepts)
+        {
+            var folder = session.ClassFolder(concept);
+            Directory.CreateDirectory(folder);
+            var todo = Enumerable.Range(0, options.NumClassImages).Where(i => !File.Exists(Path.Combine(folder, FileName(i)))).ToList();
+            int done = options.NumClassImages - todo.Count;
+            foreach (var i in todo)
+            {
+                ct.ThrowIfCancellationRequested();
+                using var result = pipeline.Generate(new GenerationRequest
+                {
+                    Prompt = concept.EffectiveClassPrompt,
+                    Width = options.Resolution,
+                    Height = options.Resolution,
+                    Steps = options.ClassImageSteps,
+                    GuidanceScale = guidance,
+                    Sampler = sampler,
+                    Seed = options.Seed + 100_000 + i,
+                }, cancellationToken: ct);
+                var path = Path.Combine(folder, FileName(i));
+                using (var img = result.ToImages()[0]) PngInfo.Save(img, path, result.Parameters[0]);
+                written++;
+                progress?.Report(new ClassImageProgress(concept.Name, ++done, options.NumClassImages, path));
+            }
+        }
+        return written;
+    }
+}

@@ -1,0 +1,142 @@
+using DreamBooth.Loading;
+using DreamBooth.Tests.Infrastructure;
+using DreamBooth.Training;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using TorchSharp;
+
+namespace DreamBooth.Tests.Training;
+
+/// <summary>DreamBooth training on the tiny SD 1.x fixture model (random weights, 64×64 images, a few steps).</summary>
+public class TrainerTests
+{
+    static readonly Concept Subject = new() { Name = "zwx", Identifier = "zwx", ClassNoun = "dog" };
+
+    public static TrainingOptions Tiny(int steps = 4) => new()
+    {
+        Resolution = 64,
+        UnetSteps = steps,
+        UnetLearningRate = 1e-3,
+        TextEncoderSteps = 2,
+        TextEncoderLearningRate = 5e-4,
+        NumClassImages = 2,
+        ClassImageSteps = 2,
+        CheckpointEvery = 2,
+        KeepCheckpoints = 5,
+        Seed = 7,
+    };
+
+    public static DreamBoothSession NewSession(string folder, TrainingOptions options)
+    {
+        var s = DreamBoothSession.Create(folder, TestPaths.ParityPath("single-file", "tiny-sd1", "diffusers"), [Subject], options);
+        for (int i = 0; i < 3; i++)
+        {
+            using var img = new Image<Rgb24>(64, 64);
+            for (int y = 0; y < 64; y++)
+                for (int x = 0; x < 64; x++)
+                    img[x, y] = new Rgb24((byte)(x * 4 * (i + 1)), (byte)(y * 4), (byte)((x + y) * 2 + 40 * i));
+            img.SaveAsPng(Path.Combine(s.InstanceFolder(Subject), $"zwx ({i + 1}).png"));
+        }
+        return s;
+    }
+
+    public static StableDiffusionModel LoadModel() => StableDiffusionModel.FromPretrained(TestPaths.ParityPath("single-file", "tiny-sd1", "diffusers"));
+
+    static Dictionary<string, torch.Tensor> Weights(StableDiffusionModel m) =>
+        m.Unet.state_dict().Select(kv => ("unet." + kv.Key, kv.Value.clone()))
+            .Concat(m.TextEncoder.state_dict().Select(kv => ("te." + kv.Key, kv.Value.clone())))
+            .ToDictionary(x => x.Item1, x => x.Item2);
+
+    [Fact]
+    public void StoppingAndResumingGivesBitIdenticalWeights()
+    {
+        using var dir = TestPaths.NewTempDir();
+        torch.set_num_threads(1);
+
+        // one go
+        var a = NewSession(Path.Combine(dir.Path, "a"), Tiny());
+        using var ma = LoadModel();
+        var ra = new DreamBoothTrainer(a, ma).Train();
+        Assert.True(ra.Completed);
+        Assert.Equal(4, ra.Step);
+        Assert.Equal(2, Directory.GetFiles(a.ClassFolder(Subject), "*.png").Length);
+        var wa = Weights(ma);
+
+        // stop after step 2 (cancellation), then resume in a fresh process-like state (new model, new trainer)
+        var b = NewSession(Path.Combine(dir.Path, "b"), Tiny());
+        using var cts = new CancellationTokenSource();
+        using (var mb = LoadModel())
+        {
+            var rb = new DreamBoothTrainer(b, mb).Train(new InlineProgress<TrainingProgress>(p => { if (p.Phase == "training" && p.Step == 2) cts.Cancel(); }), cts.Token);
+            Assert.True(rb.Cancelled);
+            Assert.Equal(2, rb.Step);
+        }
+        Assert.Equal([2], CheckpointStore.List(b.CheckpointsFolder).Select(c => c.Step));
+        using var mb2 = LoadModel();
+        var rb2 = new DreamBoothTrainer(DreamBoothSession.Load(b.Folder), mb2).Train();
+        Assert.True(rb2.Completed);
+        Assert.Equal(4, rb2.Step);
+        var wb = Weights(mb2);
+        foreach (var (k, v) in wa)
+            Assert.True(TensorAssert.BitEqual(v, wb[k]), $"{k} differs after resume");
+        // the run changed the weights, the text encoder too (it trains for its first 2 steps)
+        using var base_ = LoadModel();
+        Assert.False(TensorAssert.BitEqual(base_.Unet.state_dict()["conv_in.weight"], ma.Unet.state_dict()["conv_in.weight"]));
+        Assert.False(TensorAssert.BitEqual(base_.TextEncoder.state_dict()["text_model.final_layer_norm.weight"], ma.TextEncoder.state_dict()["text_model.final_layer_norm.weight"]));
+        var session = DreamBoothSession.Load(b.Folder);
+        Assert.Equal(4, session.File.Progress.Step);
+        Assert.Equal(["cancelled", "completed"], session.File.Progress.Runs.Select(r => r.Status));
+        Assert.True(File.ReadAllLines(Path.Combine(b.Folder, "metrics.jsonl")).Length >= 4);
+    }
+
+    [Fact]
+    public void NanLossStopsWithAClearMessageAndKeepsTheLastGoodCheckpoint()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var s = NewSession(Path.Combine(dir.Path, "s"), Tiny(2) with { PriorPreservation = false });
+        using (var m = LoadModel())
+            Assert.True(new DreamBoothTrainer(s, m).Train().Completed);
+        s.Update(f => f with { Options = f.Options with { UnetSteps = 4 } });
+        using var poisoned = LoadModel();
+        using (torch.no_grad()) poisoned.Vae.state_dict()["encoder.conv_in.weight"].fill_(float.NaN);
+        var r = new DreamBoothTrainer(s, poisoned).Train();
+        Assert.NotNull(r.StoppedReason);
+        Assert.Contains("the loss became NaN at step 3", r.StoppedReason);
+        Assert.Contains("step-000002", r.StoppedReason);
+        Assert.Equal([2], CheckpointStore.List(s.CheckpointsFolder).Select(c => c.Step));
+    }
+
+    [Fact]
+    public void LoraBf16EightBitAndCheckpointingRun()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var opts = Tiny(3) with
+        {
+            Lora = new LoraOptions { Rank = 2, Alpha = 2, TrainTextEncoder = true },
+            Precision = TrainingPrecision.Bf16,
+            Optimizer = OptimizerKind.AdamW8bit,
+            GradientCheckpointing = true,
+            MinSnrGamma = 5,
+            OffsetNoise = 0.05,
+            UnetLearningRate = 1e-2,
+            ValidationEvery = 3,
+            ValidationSteps = 2,
+            CheckpointEvery = 0,
+        };
+        var s = NewSession(Path.Combine(dir.Path, "s"), opts);
+        using var m = LoadModel();
+        var before = m.Unet.state_dict()["conv_in.weight"].clone();
+        var trainer = new DreamBoothTrainer(s, m);
+        var r = trainer.Train();
+        Assert.True(r.Completed, r.StoppedReason);
+        Assert.Equal(3, r.History.Count);
+        Assert.All(r.History, h => Assert.True(double.IsFinite(h.Loss)));
+        Assert.Equal(torch.ScalarType.BFloat16, m.Unet.DType);
+        // LoRA leaves the base weights alone and trains adapters
+        Assert.True(TensorAssert.BitEqual(before.to(torch.ScalarType.BFloat16), m.Unet.state_dict()["conv_in.weight"]));
+        Assert.Contains(trainer.UnetLora!.Adapters, a => a.Adapter.Up.abs().sum().to(torch.ScalarType.Float32).item<float>() > 0);
+        Assert.Equal(2, r.Samples.Count); // instance + class prompt at the last step
+        var ck = CheckpointStore.LoadLatest(s.CheckpointsFolder)!;
+        using (ck) Assert.Equal("lora", ck.Info.Kind);
+    }
+}
