@@ -1,0 +1,142 @@
+using DreamBooth.Imaging;
+using DreamBooth.Imaging.Import;
+using DreamBooth.Loading;
+using DreamBooth.Pipelines;
+using DreamBooth.Sampling;
+using DreamBooth.Text;
+using DreamBooth.Training;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace DreamBooth.TinyWorld;
+
+/// <summary>Settings of the quickstart: the whole fast-DreamBooth flow on the embedded tiny model.</summary>
+public sealed record QuickstartOptions
+{
+    /// <summary>The base model (default: the embedded tiny model).</summary>
+    public string Model { get; init; } = Path.Combine("data", "models", "tiny-sd");
+
+    /// <summary>The demo subject's instance images.</summary>
+    public string InstanceImages { get; init; } = Path.Combine("data", "demo-subject");
+
+    public string OutputFolder { get; init; } = Path.Combine("outputs", "quickstart");
+
+    public int Steps { get; init; } = 300;
+    public double LearningRate { get; init; } = 5e-5;
+    public int TextEncoderSteps { get; init; } = 100;
+    public double TextEncoderLearningRate { get; init; } = 2e-5;
+    public int ClassImages { get; init; } = 40;
+    public bool PriorPreservation { get; init; } = true;
+    public long Seed { get; init; } = 1234;
+
+    /// <summary>Samplers and seeds of the sampler × seed grid.</summary>
+    public IReadOnlyList<Sampler> GridSamplers { get; init; } = [Sampler.EulerAncestral, Sampler.DpmPP2M, Sampler.Ddim, Sampler.UniPC];
+    public IReadOnlyList<long> GridSeeds { get; init; } = [1, 2, 3, 4];
+    public int SampleSteps { get; init; } = 20;
+    public double GuidanceScale { get; init; } = 5.0;
+
+    /// <summary>A reduced run (few steps and images) for tests and CI smoke checks.</summary>
+    public static QuickstartOptions Smoke(string model, string images, string output) => new()
+    {
+        Model = model, InstanceImages = images, OutputFolder = output, Steps = 4, TextEncoderSteps = 2, ClassImages = 2,
+        GridSamplers = [Sampler.EulerAncestral, Sampler.Ddim], GridSeeds = [1, 2], SampleSteps = 3,
+    };
+}
+
+/// <summary>What the quickstart wrote.</summary>
+public sealed record QuickstartResult(string Session, string SamplerSeedGrid, string RecontextualisationGrid, string LossChart,
+    ImportReport Import, IdentifierReport Identifier, TrainingResult Training, TimeSpan Elapsed);
+
+/// <summary>
+/// The one-command demo: a session for the demo subject on the tiny model, instance images imported (and checked),
+/// DreamBooth with prior preservation, then a sampler × seed grid, a recontextualisation grid (the subject on
+/// backgrounds and positions its instance images never show) and the loss chart.
+/// </summary>
+public static class Quickstart
+{
+    public static QuickstartResult Run(QuickstartOptions o, IProgress<string>? log = null, IProgress<TrainingProgress>? training = null, CancellationToken ct = default)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var output = Path.GetFullPath(o.OutputFolder);
+        Directory.CreateDirectory(output);
+        var sessionFolder = Path.Combine(output, "session");
+        if (File.Exists(Path.Combine(sessionFolder, DreamBoothSession.FileName)))
+            Directory.Delete(sessionFolder, recursive: true); // the quickstart's own session of a previous run
+        log?.Report($"loading {o.Model}");
+        using var model = StableDiffusionModel.FromPretrained(o.Model);
+        int resolution = model.DefaultResolution;
+
+        var concept = new Concept { Name = DemoSubject.Identifier, Identifier = DemoSubject.Identifier, ClassNoun = DemoSubject.ClassNoun, InstancePrompt = DemoSubject.InstancePrompt, ClassPrompt = DemoSubject.ClassPrompt };
+        var session = DreamBoothSession.Create(sessionFolder, Path.GetFullPath(o.Model), [concept], new TrainingOptions
+        {
+            Resolution = resolution,
+            UnetSteps = o.Steps,
+            UnetLearningRate = o.LearningRate,
+            TextEncoderSteps = o.TextEncoderSteps,
+            TextEncoderLearningRate = o.TextEncoderLearningRate,
+            PriorPreservation = o.PriorPreservation,
+            NumClassImages = o.ClassImages,
+            ClassImageSteps = o.SampleSteps,
+            CheckpointEvery = 0,
+            KeepCheckpoints = 1,
+            Seed = o.Seed,
+        });
+        log?.Report($"session {session.Folder}");
+
+        var importer = new InstanceImageImporter(new ImportOptions { Resolution = Math.Max(64, resolution), CaptionMode = CaptionMode.InstancePrompt, InstancePrompt = DemoSubject.InstancePrompt });
+        var images = Directory.GetFiles(o.InstanceImages, "*.png").OrderBy(f => f, StringComparer.Ordinal).ToList();
+        if (images.Count == 0) throw new ModelLoadException(o.InstanceImages, "no demo-subject PNG images here");
+        var report = importer.Import(images, session.InstanceFolder(concept), cancellationToken: ct);
+        log?.Report($"imported {report.Summary.Imported} instance images ({report.Summary.Skipped} skipped)");
+        var idCheck = IdentifierCheck.Check(model.Tokenizer, DemoSubject.Identifier);
+        log?.Report($"identifier '{DemoSubject.Identifier}': {idCheck.Verdict}");
+
+        var result = new DreamBoothTrainer(session, model).Train(training, ct);
+        if (result.StoppedReason is not null) throw new InvalidOperationException(result.StoppedReason);
+
+        var pipe = new StableDiffusionPipeline(model);
+        var samplerGrid = Path.Combine(output, "sampler-x-seed.png");
+        using (var grid = new GridResult("Sampler", o.GridSamplers.Select(SamplerFactory.DisplayName).ToList(), "Seed", o.GridSeeds.Select(s => $"Seed: {s}").ToList()))
+        {
+            var prompt = $"{DemoSubject.InstancePrompt} on a red background";
+            for (int x = 0; x < o.GridSamplers.Count; x++)
+            {
+                using var r = pipe.Generate(new GenerationRequest { Prompt = prompt, Seeds = o.GridSeeds, Steps = o.SampleSteps, Sampler = o.GridSamplers[x], GuidanceScale = o.GuidanceScale }, cancellationToken: ct);
+                var imgs = r.ToImages();
+                for (int y = 0; y < imgs.Count; y++) grid[x, y] = imgs[y];
+            }
+            grid.SavePng(samplerGrid);
+        }
+        log?.Report($"wrote {samplerGrid}");
+
+        var recontext = Path.Combine(output, "recontextualisation.png");
+        var prompts = DemoSubject.RecontextualisationPrompts;
+        int cols = 4, rows = (prompts.Count + cols - 1) / cols;
+        var cells = new Image<Rgb24>?[rows][];
+        for (int r0 = 0; r0 < rows; r0++) cells[r0] = new Image<Rgb24>?[cols];
+        for (int i = 0; i < prompts.Count; i++)
+        {
+            using var r = pipe.Generate(new GenerationRequest { Prompt = prompts[i], Seed = o.Seed, Steps = o.SampleSteps, Sampler = Sampler.DpmPP2M, GuidanceScale = o.GuidanceScale }, cancellationToken: ct);
+            cells[i / cols][i % cols] = r.ToImages()[0];
+        }
+        var labels = prompts.Select(p => p.Replace(DemoSubject.InstancePrompt + " ", "", StringComparison.Ordinal)).ToList();
+        using (var img = GridCompositor.Compose(cells, labels.Take(cols).Select((_, c) => string.Join(" / ", Enumerable.Range(0, rows).Select(r0 => r0 * cols + c).Where(k => k < labels.Count).Select(k => labels[k].Split(" on ")[0]))).ToList(),
+            Enumerable.Range(0, rows).Select(r0 => labels[r0 * cols].Split(" on ").Last()).ToList(), $"\"{DemoSubject.InstancePrompt} …\" after DreamBooth"))
+            PngInfo.Save(img, recontext, null);
+        foreach (var row in cells) foreach (var c in row) c?.Dispose();
+        log?.Report($"wrote {recontext}");
+
+        var chart = Path.Combine(output, "loss.png");
+        var loss = result.History.Select(h => ((double)h.Step, h.Loss)).ToList();
+        var series = new List<ChartSeries>
+        {
+            new("loss", loss, new Rgb24(170, 190, 230)),
+            new("loss (smoothed)", LineChartImage.Smooth(loss), new Rgb24(20, 60, 160)),
+        };
+        if (result.History.Any(h => h.PriorLoss is not null))
+            series.Add(new("prior loss (smoothed)", LineChartImage.Smooth(result.History.Where(h => h.PriorLoss is not null).Select(h => ((double)h.Step, h.PriorLoss!.Value)).ToList()), new Rgb24(200, 90, 30)));
+        using (var img = LineChartImage.Render("DreamBooth training loss", "step", "loss", series)) PngInfo.Save(img, chart, null);
+        log?.Report($"wrote {chart}");
+        return new QuickstartResult(session.Folder, samplerGrid, recontext, chart, report, idCheck, result, clock.Elapsed);
+    }
+}
