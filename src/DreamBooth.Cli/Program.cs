@@ -5,11 +5,31 @@ namespace DreamBooth.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args)
+    /// <summary>Every command of the <c>dreambooth</c> tool.</summary>
+    public static RootCommand CreateRoot()
     {
         var root = new RootCommand("DreamBoothNotebooks: Stable Diffusion and DreamBooth fine-tuning on TorchSharp.");
+        root.Subcommands.Add(GenerateCommand.Create());
+        root.Subcommands.Add(GridCommand.Create());
+        root.Subcommands.Add(ConvertCommand.Create());
+        root.Subcommands.Add(DownloadCommand.Create());
+        root.Subcommands.Add(SessionCommand.Create());
+        root.Subcommands.Add(ImagesCommand.Create());
+        root.Subcommands.Add(IdentifierCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(ParityCommand.Create());
-        return Cli.Run(root, args);
+        return root;
+    }
+
+    public static int Main(string[] args)
+    {
+        using var cts = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            if (cts.IsCancellationRequested) return; // a second Ctrl+C ends the process
+            e.Cancel = true;
+            cts.Cancel();
+        };
+        return Cli.Run(CreateRoot(), args, cancellationToken: cts.Token);
     }
 }
