@@ -14,7 +14,7 @@ public sealed class ConsoleProgressBar
     readonly bool _interactive;
     readonly string _label;
     readonly Stopwatch _clock = Stopwatch.StartNew();
-    TimeSpan _lastDraw = TimeSpan.MinValue;
+    TimeSpan? _lastDraw;
     int _lastDecile = -1;
     int _lastLength;
     bool _open;
@@ -39,7 +39,7 @@ public sealed class ConsoleProgressBar
         if (_interactive)
         {
             var now = _clock.Elapsed;
-            if (done < total && now - _lastDraw < TimeSpan.FromMilliseconds(100)) return;
+            if (done < total && _lastDraw is { } last && now - last < TimeSpan.FromMilliseconds(100)) return;
             _lastDraw = now;
             int filled = (int)Math.Round(fraction * BarWidth);
             var line = $"{_label} [{new string('#', filled)}{new string('-', BarWidth - filled)}] {Format(done, total, note)}";

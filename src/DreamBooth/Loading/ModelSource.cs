@@ -196,7 +196,16 @@ public static partial class ModelSource
             };
         }
 
-        using var sf = SingleFileCheckpoint.Read(path, sfOptions);
+        SingleFileModel sfRead;
+        try
+        {
+            sfRead = SingleFileCheckpoint.Read(path, sfOptions);
+        }
+        catch (ModelLoadException e) when (configFolder is null && e.Message.Contains("SingleFileOptions.", StringComparison.Ordinal))
+        {
+            throw new ModelLoadException(path, e.Problem + "; or give a diffusers folder of the same model family as the config folder (--config / ModelSourceOptions.ConfigFolder)", e);
+        }
+        using var sf = sfRead;
         foreach (var w in sf.Warnings) options.Log?.Invoke($"{Path.GetFileName(path)}: {w}");
         if (scheduler is null)
         {
