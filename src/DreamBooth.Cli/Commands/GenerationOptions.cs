@@ -57,6 +57,7 @@ public sealed class GenerationOptions
     public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "Single files: tokenizer folder (vocab.json + merges.txt; SD 1.x/2.x use the CLIP ViT-L/14 vocabulary)." };
     public Option<string?> ConfigFolder { get; } = new("--config") { Description = "Single files: a diffusers folder of the same family whose configs, tokenizer and scheduler are used." };
     public Option<string?> PredictionType { get; } = new("--prediction-type") { Description = "Single SD 2.x files that do not say: epsilon (2.x-base, 512 px) or v (2.x, 768 px)." };
+    public Option<string?> Token { get; } = new("--token") { Description = "Hub repo ids: access token for gated/private models (default: $HF_TOKEN or the huggingface-cli token file). Never printed." };
     public Option<string> Prompt { get; } = new("--prompt", "-p") { Description = "The prompt ((word:1.3) emphasis, long prompts in chunks of 75 tokens).", DefaultValueFactory = _ => "" };
     public Option<string> Negative { get; } = new("--negative", "-n") { Description = "Negative prompt text.", DefaultValueFactory = _ => "" };
     public Option<string?> NegativePreset { get; } = new("--negative-preset") { Description = "Named negative prompt from data/negative-prompts.json (appended to --negative)." };
@@ -79,7 +80,7 @@ public sealed class GenerationOptions
     /// <summary>Adds every option to <paramref name="cmd"/>; <paramref name="includeInit"/> = the img2img options.</summary>
     public void AddTo(Command cmd, bool includeInit = true)
     {
-        Option[] all = [Model, Tokenizer, ConfigFolder, PredictionType, Prompt, Negative, NegativePreset, Width, Height, Steps, CfgScale, Sampler, Seed, BatchSize, ClipSkip];
+        Option[] all = [Model, Tokenizer, ConfigFolder, PredictionType, Token, Prompt, Negative, NegativePreset, Width, Height, Steps, CfgScale, Sampler, Seed, BatchSize, ClipSkip];
         foreach (var o in all) cmd.Options.Add(o);
         if (includeInit)
         {
@@ -187,6 +188,7 @@ public sealed class GenerationOptions
             ConfigFolder = pr.GetValue(ConfigFolder),
             SingleFile = sf,
             Variant = dtype == ScalarType.Float16 ? "fp16" : null,
+            Hub = pr.GetValue(Token) is { } token ? DownloadCommand.BuildHubOptions(token, false, null, null) : null,
             Log = line => Cli.Err.WriteLine(line),
             DownloadProgress = DownloadCommand.ProgressPrinter(),
         };
@@ -199,13 +201,13 @@ public sealed class GenerationOptions
         var src = source ?? CliPaths.Resolve(pr.GetValue(Model)!);
         if (src == CliPaths.DefaultModel && !Directory.Exists(src))
             throw new CliException($"the default model {CliPaths.DefaultModel} is not in this checkout; pass --model <diffusers folder | .safetensors/.ckpt | org/name>");
+        if (pr.GetValue(Lora) is { } loraPath && !File.Exists(loraPath)) throw new CliException($"--lora {loraPath}: file not found");
         var model = ModelSource.Load(src, device, dtype, SourceOptions(pr, dtype), Cli.Cancellation);
         var loras = new List<LoraNetwork>();
         try
         {
             if (pr.GetValue(Lora) is { } lora)
             {
-                if (!File.Exists(lora)) throw new CliException($"--lora {lora}: file not found");
                 var (u, t) = LoraFiles.Apply(lora, model.Unet, model.TextEncoder, pr.GetValue(LoraScale));
                 loras.Add(u);
                 if (t is not null) loras.Add(t);

@@ -104,3 +104,65 @@ public class GenerateCommandTests
         Assert.Contains("not found", r.Err);
     }
 }
+
+public class GridCommandTests
+{
+    [Fact]
+    public void WritesOneGridPngWithTheFirstCellsInfotext()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var r = Run("grid", "--model", TinyFolder, "--prompt", "a red cat", "--width", "32", "--height", "32", "--steps", "2",
+            "--x-type", "sampler", "--x-values", "Euler a,DDIM", "--y-type", "seed", "--y-values", "7-8", "--z-type", "cfg-scale", "--z-values", "3,6",
+            "--out", dir.Path);
+        Assert.True(r.Code == 0, r.ToString());
+        var path = r.Out.Trim();
+        Assert.Equal(dir.File("00001-7-grid.png"), path);
+        var p = PngInfo.ReadParameters(path)!;
+        Assert.Equal((7L, "Euler a", 3.0), (p.Seed, p.Sampler, p.CfgScale));
+        using var img = SixLabors.ImageSharp.Image.Load(path);
+        Assert.True(img.Width >= 2 * 2 * 32 && img.Height >= 2 * 32, $"{img.Width}x{img.Height}");
+        Assert.Single(Directory.EnumerateFiles(dir.Path)); // the cells are not saved separately
+    }
+
+    [Theory]
+    [InlineData("a grid needs at least two axes", "--x-type", "seed", "--x-values", "1,2")]
+    [InlineData("--x-type 'colour' is not an axis type", "--x-type", "colour", "--x-values", "1", "--y-type", "seed", "--y-values", "1")]
+    [InlineData("--y-type and --y-values go together", "--x-type", "seed", "--x-values", "1", "--y-type", "steps")]
+    [InlineData("Valid names", "--x-type", "sampler", "--x-values", "Euler a,Warp", "--y-type", "seed", "--y-values", "1")]
+    [InlineData("\"Steps\": \"x\" is not a whole number", "--x-type", "steps", "--x-values", "x", "--y-type", "seed", "--y-values", "1")]
+    public void BadAxesAreExplained(string expected, params string[] axes)
+    {
+        var r = Run(["grid", "--model", TinyFolder, .. axes]);
+        Assert.Equal(1, r.Code);
+        Assert.Contains(expected, r.Err);
+    }
+}
+
+public class GenerateLoraTests
+{
+    [Fact]
+    public void ALoraFileChangesTheImageAndIsRecordedInTheInfotext()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var file = dir.File("my-lora.safetensors");
+        using (var model = DreamBooth.Loading.StableDiffusionModel.FromPretrained(TinyFolder))
+        using (var net = DreamBooth.Models.Common.LoraNetwork.Attach(model.Unet, "unet", rank: 2, alpha: 2))
+        {
+            var g = new TorchSharp.torch.Generator(7);
+            using (TorchSharp.torch.no_grad())
+                foreach (var p in net.Parameters()) p.copy_(TorchSharp.torch.randn(p.shape, generator: g) * 0.5);
+            DreamBooth.Loading.LoraFiles.Save(file, DreamBooth.Loading.LoraFormat.Kohya, net);
+        }
+        string[] common = ["generate", "--model", TinyFolder, "--prompt", "a cat", "--width", "32", "--height", "32", "--steps", "2", "--seed", "11"];
+        var plain = Run([.. common, "--out", dir.File("plain")]);
+        var withLora = Run([.. common, "--lora", file, "--lora-scale", "0.8", "--out", dir.File("lora")]);
+        Assert.True(plain.Code == 0 && withLora.Code == 0, plain.ToString() + withLora);
+        Assert.NotEqual(File.ReadAllBytes(plain.Out.Trim()), File.ReadAllBytes(withLora.Out.Trim()));
+        Assert.Equal("my-lora: 0.8", PngInfo.ReadParameters(withLora.Out.Trim())!.GetExtra("Lora"));
+        Assert.Null(PngInfo.ReadParameters(plain.Out.Trim())!.GetExtra("Lora"));
+
+        var missing = Run([.. common, "--lora", dir.File("nope.safetensors")]);
+        Assert.Equal(1, missing.Code);
+        Assert.Contains("nope.safetensors: file not found", missing.Err);
+    }
+}
