@@ -126,6 +126,26 @@ public class GridRunnerTests(TinySd1Fixture fixture) : IClassFixture<TinySd1Fixt
     }
 
     [Fact]
+    public void RandomSeedsAreDrawnOncePerAxisValueAndTheBaseSeedOncePerGrid()
+    {
+        var grid = new GridRequest
+        {
+            Base = Base with { Seed = -1, Steps = 1 },
+            X = XyzAxis.Parse(XyzAxisKind.Seed, "-1, -1"),
+            Y = XyzAxis.Parse(XyzAxisKind.CfgScale, "2, 3"),
+        };
+        using var run = new GridRunner(fixture.Model).Run(grid);
+        Assert.NotEqual(run.Parameters(0, 0).Seed, run.Parameters(1, 0).Seed);
+        Assert.Equal(run.Parameters(0, 0).Seed, run.Parameters(0, 1).Seed); // a column shares its seed
+        Assert.All(new[] { run.Parameters(0, 0).Seed, run.Parameters(1, 0).Seed }, s => Assert.True(s >= 0));
+        Assert.Equal($"Seed: {run.Parameters(1, 1).Seed}", run.Grid.XLabels[1]);
+
+        var shared = grid with { X = XyzAxis.Parse(XyzAxisKind.Steps, "1, 2") };
+        using var run2 = new GridRunner(fixture.Model).Run(shared);
+        Assert.Equal(run2.Parameters(0, 0).Seed, run2.Parameters(1, 1).Seed); // base seed -1 is drawn once for the grid
+    }
+
+    [Fact]
     public void InvalidGridsAreRefusedWithTheAxisNamed()
     {
         var twice = new GridRequest { Base = Base, X = XyzAxis.Parse(XyzAxisKind.Seed, "1"), Y = XyzAxis.Parse(XyzAxisKind.Seed, "2") };
