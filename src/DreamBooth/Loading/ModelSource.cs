@@ -167,6 +167,15 @@ public static partial class ModelSource
     public static StableDiffusionModel FromSingleFile(string path, Device? device, ScalarType dtype, ModelSourceOptions options)
     {
         path = Path.GetFullPath(path);
+        if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+        {
+            // a cheap structural check from the header first, so a LoRA/VAE-only file is named as such before anything else
+            var shapes = Safetensors.ReadHeader(path).Entries.ToDictionary(e => e.Name, e => e.Shape, StringComparer.Ordinal);
+            if (!shapes.Keys.Any(k => k.StartsWith(SingleFileCheckpoint.UnetPrefix, StringComparison.Ordinal)))
+                throw new ModelLoadException(path, shapes.Keys.Any(k => k.StartsWith("lora_", StringComparison.Ordinal) || k.Contains(".lora_", StringComparison.Ordinal))
+                    ? "this is a LoRA file, not a model; load a base model and pass the LoRA separately (--lora)"
+                    : "no UNet weights (model.diffusion_model.*): this is not a Stable Diffusion single-file checkpoint (a diffusers component file, a VAE or an embedding?)");
+        }
         var tokenizer = SingleFileTokenizer(path, options);
         var sfOptions = options.SingleFile;
         string? configFolder = options.ConfigFolder is null ? null : Path.GetFullPath(options.ConfigFolder);

@@ -161,6 +161,10 @@ public class GenerateLoraTests
         Assert.Equal("my-lora: 0.8", PngInfo.ReadParameters(withLora.Out.Trim())!.GetExtra("Lora"));
         Assert.Null(PngInfo.ReadParameters(plain.Out.Trim())!.GetExtra("Lora"));
 
+        var asModel = Run("generate", "--model", file, "--steps", "1");
+        Assert.Equal(1, asModel.Code);
+        Assert.Contains("this is a LoRA file, not a model", asModel.Err);
+
         var missing = Run([.. common, "--lora", dir.File("nope.safetensors")]);
         Assert.Equal(1, missing.Code);
         Assert.Contains("nope.safetensors: file not found", missing.Err);

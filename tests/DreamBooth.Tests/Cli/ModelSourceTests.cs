@@ -67,6 +67,8 @@ public class ModelSourceTests
         Assert.Contains("not found", Assert.Throws<ModelLoadException>(() => ModelSource.Classify("missing.safetensors")).Message);
         Assert.Contains("model_index.json", Assert.Throws<ModelLoadException>(() => ModelSource.Classify(Path.Combine(TinyFolder, "unet"))).Message);
         Assert.Throws<ModelLoadException>(() => ModelSource.Classify(""));
+        var component = Path.Combine(TinyFolder, "unet", "diffusion_pytorch_model.safetensors");
+        Assert.Contains("no UNet weights", Assert.Throws<ModelLoadException>(() => ModelSource.Load(component)).Message);
     }
 
     static FakeRepo RepoOf(string folder)
