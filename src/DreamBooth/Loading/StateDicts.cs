@@ -21,8 +21,7 @@ public static class StateDicts
     }
 
     /// <summary>The PyTorch-pickle reader (set by the hardened reader in Loading/Pickle).</summary>
-    internal static Func<string, Dictionary<string, Tensor>> PickleLoader { get; set; } =
-        p => throw new ModelLoadException(p, "PyTorch pickle files are not supported by this build; convert to .safetensors");
+    internal static Func<string, Dictionary<string, Tensor>> PickleLoader { get; set; } = Pickle.TorchPickle.LoadStateDict;
 
     static Dictionary<string, Tensor> LoadSharded(string indexPath)
     {

@@ -63,7 +63,7 @@ public static class Quickstart
         if (File.Exists(Path.Combine(sessionFolder, DreamBoothSession.FileName)))
             Directory.Delete(sessionFolder, recursive: true); // the quickstart's own session of a previous run
         log?.Report($"loading {o.Model}");
-        using var model = StableDiffusionModel.FromPretrained(o.Model);
+        using var model = ModelSource.Load(o.Model);
         int resolution = model.DefaultResolution;
 
         var concept = new Concept { Name = DemoSubject.Identifier, Identifier = DemoSubject.Identifier, ClassNoun = DemoSubject.ClassNoun, InstancePrompt = DemoSubject.InstancePrompt, ClassPrompt = DemoSubject.ClassPrompt };

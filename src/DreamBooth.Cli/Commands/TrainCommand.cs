@@ -1,0 +1,107 @@
+using System.CommandLine;
+using DreamBooth.Loading;
+using DreamBooth.Training;
+using TorchSharp;
+
+namespace DreamBooth.Cli.Commands;
+
+/// <summary>`dreambooth train`: trains (or resumes) a session; options given here are saved into the session.</summary>
+public static class TrainCommand
+{
+    public static Command Create()
+    {
+        var session = new Argument<string>("session") { Description = "The session folder (create it with `dreambooth session new`)." };
+        var steps = new Option<int?>("--steps") { Description = "Total UNet steps of the session (resume continues up to this)." };
+        var lr = new Option<double?>("--lr") { Description = "UNet learning rate (default 2e-6 full, 1e-4 LoRA)." };
+        var teSteps = new Option<int?>("--text-encoder-steps") { Description = "Train the text encoder for its first N steps, then freeze it." };
+        var teLr = new Option<double?>("--text-encoder-lr") { Description = "Text encoder learning rate." };
+        var prior = new Option<bool?>("--prior-preservation") { Description = "Generate class images and add the prior loss (true/false)." };
+        var classImages = new Option<int?>("--class-images") { Description = "Class images per concept for prior preservation." };
+        var precision = new Option<string?>("--precision") { Description = "fp32 or bf16." };
+        var optimizer = new Option<string?>("--optimizer") { Description = "adamw or adamw8bit." };
+        var gc = new Option<bool?>("--gradient-checkpointing") { Description = "Recompute activations in backward (less memory)." };
+        var loraRank = new Option<int?>("--lora-rank") { Description = "Train rank-r LoRA adapters instead of full weights." };
+        var ckEvery = new Option<int?>("--checkpoint-every") { Description = "Write a checkpoint every N steps." };
+        var valEvery = new Option<int?>("--validate-every") { Description = "Write validation samples every N steps." };
+        var seed = new Option<long?>("--seed") { Description = "Training seed." };
+        var noResume = new Option<bool>("--no-resume") { Description = "Ignore existing checkpoints (they are kept; new ones overwrite equal steps)." };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or auto.", DefaultValueFactory = _ => "auto" };
+        var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch (fixed thread count makes CPU runs reproducible)." };
+        var quiet = new Option<bool>("--quiet") { Description = "No progress bar." };
+        var cmd = new Command("train", "Train or resume a DreamBooth session (Ctrl+C stops after writing a checkpoint).")
+        {
+            session, steps, lr, teSteps, teLr, prior, classImages, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, noResume, device, threads, quiet,
+        };
+        cmd.SetAction(pr =>
+        {
+            if (pr.GetValue(threads) is int t)
+            {
+                if (t < 1) throw new CliException($"--threads must be ≥ 1 (got {t})");
+                torch.set_num_threads(t);
+            }
+            var s = DreamBoothSession.Load(pr.GetValue(session)!);
+            var o = s.File.Options;
+            o = o with
+            {
+                UnetSteps = pr.GetValue(steps) ?? o.UnetSteps,
+                UnetLearningRate = pr.GetValue(lr) ?? o.UnetLearningRate,
+                TextEncoderSteps = pr.GetValue(teSteps) ?? o.TextEncoderSteps,
+                TextEncoderLearningRate = pr.GetValue(teLr) ?? o.TextEncoderLearningRate,
+                PriorPreservation = pr.GetValue(prior) ?? o.PriorPreservation,
+                NumClassImages = pr.GetValue(classImages) ?? o.NumClassImages,
+                Precision = pr.GetValue(precision) is { } p ? ParsePrecision(p) : o.Precision,
+                Optimizer = pr.GetValue(optimizer) is { } op ? ParseOptimizer(op) : o.Optimizer,
+                GradientCheckpointing = pr.GetValue(gc) ?? o.GradientCheckpointing,
+                Lora = pr.GetValue(loraRank) is int r ? new LoraOptions { Rank = r, Alpha = r } : o.Lora,
+                CheckpointEvery = pr.GetValue(ckEvery) ?? o.CheckpointEvery,
+                ValidationEvery = pr.GetValue(valEvery) ?? o.ValidationEvery,
+                Seed = pr.GetValue(seed) ?? o.Seed,
+            };
+            try { o.Validate(); }
+            catch (ArgumentException e) { throw new CliException($"{e.Message} (set it with the matching --option)"); }
+            s.Update(f => f with { Options = o });
+            var (dev, _) = GenerationOptions.Placement(GenerationOptions.ParseDevice(pr.GetValue(device)!), DTypeChoice.Fp32);
+            using var model = ModelSource.Load(s.File.BaseModel, dev, torch.ScalarType.Float32);
+            var token = Cli.Cancellation;
+            using var announce = token.Register(() => Cli.Err.WriteLine("\nstopping after this step; writing a checkpoint…"));
+            {
+                var bar = pr.GetValue(quiet) ? null : ConsoleProgressBar.ForStderr("train");
+                var trainer = new DreamBoothTrainer(s, model);
+                var result = trainer.Train(new InlineProgress<TrainingProgress>(p =>
+                {
+                    if (bar is null) return;
+                    if (p.Phase == "training" && p.Last is { } l)
+                        bar.Update(p.Step, p.TotalSteps, $"loss {l.Loss:F4} lr {l.LearningRate:G3} {l.Seconds:F2}s/step");
+                    else if (p.Message is not null) Cli.Err.WriteLine($"[{p.Phase}] {p.Message}");
+                }), token, resume: !pr.GetValue(noResume));
+                bar?.Finish();
+                if (result.StoppedReason is not null)
+                {
+                    Cli.Err.WriteLine($"error: {result.StoppedReason}");
+                    return 1;
+                }
+                Cli.Out.WriteLine(result.Cancelled
+                    ? $"stopped at step {result.Step}; resume with `dreambooth train {s.Folder}`"
+                    : $"trained to step {result.Step}");
+                if (result.LastCheckpoint is not null) Cli.Out.WriteLine($"checkpoint: {result.LastCheckpoint}");
+                foreach (var sample in result.Samples) Cli.Out.WriteLine($"sample: {sample}");
+                return 0;
+            }
+        });
+        return cmd;
+    }
+
+    static TrainingPrecision ParsePrecision(string s) => s.ToLowerInvariant() switch
+    {
+        "fp32" or "float32" => TrainingPrecision.Fp32,
+        "bf16" or "bfloat16" => TrainingPrecision.Bf16,
+        _ => throw new CliException($"--precision must be fp32 or bf16 (got '{s}')"),
+    };
+
+    static OptimizerKind ParseOptimizer(string s) => s.ToLowerInvariant().Replace("-", "").Replace("_", "") switch
+    {
+        "adamw" => OptimizerKind.AdamW,
+        "adamw8bit" or "adam8bit" => OptimizerKind.AdamW8bit,
+        _ => throw new CliException($"--optimizer must be adamw or adamw8bit (got '{s}')"),
+    };
+}

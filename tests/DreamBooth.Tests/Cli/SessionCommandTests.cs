@@ -1,0 +1,96 @@
+using DreamBooth.Tests.Imaging.Import;
+using DreamBooth.Tests.Infrastructure;
+using DreamBooth.Training;
+using static DreamBooth.Tests.Cli.CliHarness;
+
+namespace DreamBooth.Tests.Cli;
+
+public class SessionCommandTests
+{
+    [Fact]
+    public void NewShowListAndImagesAdd()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var folder = Path.Combine(dir.Path, "me");
+        var r = Run("session", "new", folder, "--model", TinyFolder, "--identifier", "llmcbrrrqqdpj", "--class", "person", "--resolution", "64");
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("llmcbrrrqqdpj person", r.Out);
+        var s = DreamBoothSession.Load(folder);
+        Assert.Equal(64, s.File.Options.Resolution);
+        Assert.Equal(Path.GetFullPath(TinyFolder), s.File.BaseModel);
+        Assert.Equal("person", s.File.Concepts.Single().ClassNoun);
+
+        // creating it again is refused, nothing is overwritten
+        var again = Run("session", "new", folder, "--model", TinyFolder, "--identifier", "zzz", "--class", "dog");
+        Assert.Equal(1, again.Code);
+        Assert.Contains("already exists", again.Err);
+        Assert.Equal("llmcbrrrqqdpj", DreamBoothSession.Load(folder).File.Concepts.Single().Identifier);
+
+        // one good photo and one file that is not an image
+        var good = ImportTestImages.SavePng(ImportTestImages.Detailed(160, 120, seed: 4), dir.File("photo one.png"));
+        var bad = dir.File("broken.jpg");
+        File.WriteAllText(bad, "this is not a JPEG");
+        r = Run("images", "add", folder, good, bad, "--crop", "center");
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("Imported 1 of 2", r.Out);
+        Assert.Contains("broken.jpg", r.Out);
+        Assert.Contains("Steps:", r.Out); // the steps recommendation
+        var imported = s.InstanceImages(s.File.Concepts[0]);
+        Assert.Single(imported);
+        using (var img = SixLabors.ImageSharp.Image.Load(imported[0])) Assert.Equal((64, 64), (img.Width, img.Height));
+
+        r = Run("session", "show", folder);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("identifier 'llmcbrrrqqdpj', class 'person'", r.Out);
+        Assert.Contains("1 instance image(s), 0 class image(s)", r.Out);
+        Assert.Contains("resolution 64", r.Out);
+        Assert.Contains("step 0 of 1500", r.Out);
+        Assert.Contains("Checkpoints (0)", r.Out);
+
+        r = Run("session", "list", dir.Path);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("me", r.Out);
+        Assert.Contains("llmcbrrrqqdpj person", r.Out);
+    }
+
+    [Fact]
+    public void ImagesAddWithOnlyBadFilesFails()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var folder = Path.Combine(dir.Path, "s");
+        Assert.Equal(0, Run("session", "new", folder, "--model", TinyFolder, "--identifier", "qwx", "--class", "dog", "--resolution", "64").Code);
+        var r = Run("images", "add", folder, dir.File("missing.png"));
+        Assert.Equal(1, r.Code);
+        Assert.Contains("Imported 0 of 1", r.Out);
+        var bad = Run("images", "add", folder, dir.File("missing.png"), "--crop", "diagonal");
+        Assert.Equal(1, bad.Code);
+        Assert.Contains("--crop 'diagonal': use center or smart", bad.Err);
+    }
+
+    [Fact]
+    public void ShowOfAFolderThatIsNotASessionSaysSo()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var r = Run("session", "show", dir.Path);
+        Assert.Equal(1, r.Code);
+        Assert.Contains("not a DreamBooth session", r.Err);
+        var m = Run("session", "new", dir.File("x"), "--model", "./nowhere", "--identifier", "a", "--class", "b");
+        Assert.Equal(1, m.Code);
+        Assert.Contains("nowhere", m.Err);
+    }
+
+    [Fact]
+    public void IdentifierReportsPiecesVerdictAndAlternatives()
+    {
+        var r = Run("identifier", "llmcbrrrqqdpj", "--model", TinyFolder);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.StartsWith("'llmcbrrrqqdpj': ", r.Out);
+        Assert.Contains("Rare alternatives: ", r.Out);
+        Assert.Contains(" id ", r.Out);
+
+        var sks = Run("identifier", "sks", "--model", Path.Combine(TinyFolder, "tokenizer"), "--alternatives", "2");
+        Assert.True(sks.Code == 0, sks.ToString());
+        Assert.StartsWith("'sks': BAD", sks.Out);
+        Assert.Contains("rifle", sks.Out);
+    }
+}
