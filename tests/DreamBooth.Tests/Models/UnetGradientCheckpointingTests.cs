@@ -5,6 +5,7 @@ using TorchSharp;
 
 namespace DreamBooth.Tests.Models;
 
+[Collection(DreamBooth.Tests.Infrastructure.CustomAutogradCollection.Name)]
 public class UnetGradientCheckpointingTests
 {
     static Dictionary<string, torch.Tensor> Grads(bool checkpointing, bool lora)

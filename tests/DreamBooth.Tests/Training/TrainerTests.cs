@@ -8,6 +8,7 @@ using TorchSharp;
 namespace DreamBooth.Tests.Training;
 
 /// <summary>DreamBooth training on the tiny SD 1.x fixture model (random weights, 64×64 images, a few steps).</summary>
+[Collection(DreamBooth.Tests.Infrastructure.CustomAutogradCollection.Name)]
 public class TrainerTests
 {
     static readonly Concept Subject = new() { Name = "zwx", Identifier = "zwx", ClassNoun = "dog" };

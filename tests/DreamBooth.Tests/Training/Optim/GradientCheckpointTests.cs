@@ -6,6 +6,7 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace DreamBooth.Tests.Training.Optim;
 
+[Collection(DreamBooth.Tests.Infrastructure.CustomAutogradCollection.Name)]
 public class GradientCheckpointTests
 {
     /// <summary>A conv + time-embedding + cross-attention block, shaped like a tiny UNet transformer block.</summary>
