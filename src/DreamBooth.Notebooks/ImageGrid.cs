@@ -28,9 +28,9 @@ public sealed record ImageGrid(IReadOnlyList<Image<Rgb24>> Images, IReadOnlyList
         {
             var caption = Captions?[i];
             sb.Append("<figure style=\"margin:0;text-align:center\">")
-              .Append(Html.Img(Images[i], DisplayWidth, caption));
+              .Append(NotebookHtml.Img(Images[i], DisplayWidth, caption));
             if (!string.IsNullOrEmpty(caption))
-                sb.Append("<figcaption style=\"font-size:12px\">").Append(Html.Enc(caption)).Append("</figcaption>");
+                sb.Append("<figcaption style=\"font-size:12px\">").Append(NotebookHtml.Enc(caption)).Append("</figcaption>");
             sb.Append("</figure>");
         }
         sb.Append("</div>");

@@ -117,7 +117,7 @@ public static class Inputs
     static void Warn(string message)
     {
         if (KernelInvocationContext.Current is not null)
-            $"<div style=\"color:#b26a00\">{Html.Enc(message)}</div>".DisplayAs("text/html");
+            $"<div style=\"color:#b26a00\">{NotebookHtml.Enc(message)}</div>".DisplayAs("text/html");
         else Console.Error.WriteLine(message);
     }
 }

@@ -26,18 +26,18 @@ public sealed record ProgressSnapshot(string Title, int Step, int Total, TimeSpa
         double frac = Total > 0 ? Math.Clamp(Step / (double)Total, 0, 1) : 0;
         var sb = new StringBuilder();
         sb.Append("<div style=\"display:flex;gap:12px;align-items:center;font-family:sans-serif;font-size:13px\"><div style=\"min-width:320px\">");
-        sb.Append("<div><b>").Append(Html.Enc(Title)).Append("</b> ").Append(Step).Append(" / ").Append(Total)
+        sb.Append("<div><b>").Append(NotebookHtml.Enc(Title)).Append("</b> ").Append(Step).Append(" / ").Append(Total)
           .Append(Done ? " ✓" : "").Append("</div>");
         sb.Append("<div style=\"width:300px;height:10px;background:#e6e6e6;border-radius:5px;overflow:hidden;margin:3px 0\"><div style=\"width:")
-          .Append(Html.Num(frac * 100, "0.#")).Append("%;height:100%;background:").Append(Done ? "#2da44e" : "#636efa").Append("\"></div></div>");
-        sb.Append("<div style=\"color:#444\">").Append(Html.Enc(Format(Elapsed))).Append(" elapsed");
-        if (!Done && Eta is { } eta) sb.Append(" · ETA ").Append(Html.Enc(Format(eta)));
-        if (Step > 0 && Elapsed.TotalSeconds > 0) sb.Append(" · ").Append(Html.Num(Elapsed.TotalSeconds / Step, "0.###")).Append(" s/step");
-        if (Loss is { } loss) sb.Append(" · loss ").Append(Html.Num(loss, "0.####"));
+          .Append(NotebookHtml.Num(frac * 100, "0.#")).Append("%;height:100%;background:").Append(Done ? "#2da44e" : "#636efa").Append("\"></div></div>");
+        sb.Append("<div style=\"color:#444\">").Append(NotebookHtml.Enc(Format(Elapsed))).Append(" elapsed");
+        if (!Done && Eta is { } eta) sb.Append(" · ETA ").Append(NotebookHtml.Enc(Format(eta)));
+        if (Step > 0 && Elapsed.TotalSeconds > 0) sb.Append(" · ").Append(NotebookHtml.Num(Elapsed.TotalSeconds / Step, "0.###")).Append(" s/step");
+        if (Loss is { } loss) sb.Append(" · loss ").Append(NotebookHtml.Num(loss, "0.####"));
         sb.Append("</div>");
-        if (!string.IsNullOrEmpty(Note)) sb.Append("<div style=\"color:#666\">").Append(Html.Enc(Note)).Append("</div>");
+        if (!string.IsNullOrEmpty(Note)) sb.Append("<div style=\"color:#666\">").Append(NotebookHtml.Enc(Note)).Append("</div>");
         sb.Append("</div>");
-        if (Preview != null) sb.Append(Html.Img(Preview, 96, "preview"));
+        if (Preview != null) sb.Append(NotebookHtml.Img(Preview, 96, "preview"));
         sb.Append("</div>");
         return sb.ToString();
     }

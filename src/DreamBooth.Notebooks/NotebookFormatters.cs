@@ -27,11 +27,11 @@ public static class NotebookFormatters
     {
         if (Interlocked.Exchange(ref s_registered, 1) == 1) return;
         const string html = "text/html";
-        Formatter.Register<Image<Rgb24>>((img, w) => w.Write(Html.Img(img)), html);
+        Formatter.Register<Image<Rgb24>>((img, w) => w.Write(NotebookHtml.Img(img)), html);
         Formatter.Register<Image>((img, w) =>
         {
             using var rgb = img.CloneAs<Rgb24>();
-            w.Write(Html.Img(rgb));
+            w.Write(NotebookHtml.Img(rgb));
         }, html);
         Formatter.Register<List<Image<Rgb24>>>((imgs, w) => w.Write(new ImageGrid(imgs).ToHtml()), html);
         Formatter.Register<Image<Rgb24>[]>((imgs, w) => w.Write(new ImageGrid(imgs).ToHtml()), html);

@@ -17,30 +17,30 @@ public static class ReportHtml
     {
         ArgumentNullException.ThrowIfNull(inspection);
         var sb = new StringBuilder();
-        sb.Append("<div><b>").Append(Html.Enc(inspection.Folder)).Append("</b> (").Append(Html.Enc(inspection.Kind)).Append(")</div>");
+        sb.Append("<div><b>").Append(NotebookHtml.Enc(inspection.Folder)).Append("</b> (").Append(NotebookHtml.Enc(inspection.Kind)).Append(")</div>");
         sb.Append(Table).Append("<thead><tr>");
         foreach (var h in new[] { "component", "class", "weights", "dtypes", "parameters", "config" }) sb.Append(Th).Append(h).Append("</th>");
         sb.Append("</tr></thead><tbody>");
         foreach (var c in inspection.Components)
         {
-            sb.Append("<tr>").Append(Td).Append("<b>").Append(Html.Enc(c.Name)).Append("</b></td>").Append(Td).Append(Html.Enc(c.ClassName)).Append("</td>");
+            sb.Append("<tr>").Append(Td).Append("<b>").Append(NotebookHtml.Enc(c.Name)).Append("</b></td>").Append(Td).Append(NotebookHtml.Enc(c.ClassName)).Append("</td>");
             if (c.Problem is not null)
             {
-                sb.Append("<td colspan=\"4\" style=\"color:#b00020;padding:2px 8px\">problem: ").Append(Html.Enc(c.Problem)).Append("</td></tr>");
+                sb.Append("<td colspan=\"4\" style=\"color:#b00020;padding:2px 8px\">problem: ").Append(NotebookHtml.Enc(c.Problem)).Append("</td></tr>");
                 continue;
             }
-            sb.Append(Td).Append(c.WeightsFile is null ? "—" : $"{Html.Enc(Path.GetFileName(c.WeightsFile))} ({Html.Enc(Loading.ModelInspection.FormatBytes(c.WeightsBytes))})").Append("</td>");
-            sb.Append(Td).Append(Html.Enc(string.Join(", ", c.TensorsByDType.Select(kv => $"{kv.Key} × {kv.Value}")))).Append("</td>");
+            sb.Append(Td).Append(c.WeightsFile is null ? "—" : $"{NotebookHtml.Enc(Path.GetFileName(c.WeightsFile))} ({NotebookHtml.Enc(Loading.ModelInspection.FormatBytes(c.WeightsBytes))})").Append("</td>");
+            sb.Append(Td).Append(NotebookHtml.Enc(string.Join(", ", c.TensorsByDType.Select(kv => $"{kv.Key} × {kv.Value}")))).Append("</td>");
             sb.Append(Td);
-            if (c.WeightsFile is not null) sb.Append(Html.Enc($"{c.ParametersInFile:N0}"));
+            if (c.WeightsFile is not null) sb.Append(NotebookHtml.Enc($"{c.ParametersInFile:N0}"));
             if (c.ParametersFromConfig is long p)
             {
-                if (c.WeightsFile is null) sb.Append(Html.Enc($"{p:N0} (config)"));
+                if (c.WeightsFile is null) sb.Append(NotebookHtml.Enc($"{p:N0} (config)"));
                 else if (p == c.ParametersInFile) sb.Append(" <span style=\"color:#1a7f37\" title=\"the config's architecture has exactly the file's parameters\">✓ matches config</span>");
-                else sb.Append(" <span style=\"color:#b00020\">≠ config ").Append(Html.Enc($"{p:N0}")).Append("</span>");
+                else sb.Append(" <span style=\"color:#b00020\">≠ config ").Append(NotebookHtml.Enc($"{p:N0}")).Append("</span>");
             }
             sb.Append("</td>").Append(Td);
-            foreach (var (k, v) in c.Summary) sb.Append("<div><span style=\"color:#555\">").Append(Html.Enc(k)).Append(":</span> ").Append(Html.Enc(v)).Append("</div>");
+            foreach (var (k, v) in c.Summary) sb.Append("<div><span style=\"color:#555\">").Append(NotebookHtml.Enc(k)).Append(":</span> ").Append(NotebookHtml.Enc(v)).Append("</div>");
             sb.Append("</td></tr>");
         }
         sb.Append("</tbody></table>");
@@ -61,7 +61,7 @@ public static class ReportHtml
         var s = report.Summary;
         var sb = new StringBuilder();
         sb.Append("<div style=\"margin-bottom:4px\"><b>").Append(s.Imported).Append(" imported</b>, ").Append(s.Skipped).Append(" skipped, ")
-          .Append(s.Warnings).Append(" warnings → ").Append(Html.Enc(report.Destination)).Append("</div>");
+          .Append(s.Warnings).Append(" warnings → ").Append(NotebookHtml.Enc(report.Destination)).Append("</div>");
         sb.Append("<div style=\"margin-bottom:6px\">").Append(StepsRecommendation(report.Steps)).Append("</div>");
         sb.Append(Table).Append("<thead><tr>");
         foreach (var h in new[] { "image", "file", "status", "size", "sharpness", "caption", "issues" }) sb.Append(Th).Append(h).Append("</th>");
@@ -69,17 +69,17 @@ public static class ReportHtml
         foreach (var img in report.Images)
         {
             sb.Append("<tr>").Append(Td);
-            using (var thumb = Html.Thumbnail(img.OutputPath, thumbnailSize))
-                if (thumb != null) sb.Append(Html.Img(thumb, Math.Min(thumbnailSize, Math.Max(thumb.Width, 48)), Path.GetFileName(img.OutputPath)));
-            sb.Append("</td>").Append(Td).Append(Html.Enc(img.SourcePath)).Append("</td>");
+            using (var thumb = NotebookHtml.Thumbnail(img.OutputPath, thumbnailSize))
+                if (thumb != null) sb.Append(NotebookHtml.Img(thumb, Math.Min(thumbnailSize, Math.Max(thumb.Width, 48)), Path.GetFileName(img.OutputPath)));
+            sb.Append("</td>").Append(Td).Append(NotebookHtml.Enc(img.SourcePath)).Append("</td>");
             bool ok = img.Status == ImportStatus.Imported;
-            sb.Append(Td).Append(ok ? Html.Chip("imported", "#d7f5dd", monospace: false) : Html.Chip("skipped", "#ffd9de", monospace: false)).Append("</td>");
+            sb.Append(Td).Append(ok ? NotebookHtml.Chip("imported", "#d7f5dd", monospace: false) : NotebookHtml.Chip("skipped", "#ffd9de", monospace: false)).Append("</td>");
             sb.Append(Td).Append(img.Width > 0 ? $"{img.Width}×{img.Height}" : "").Append("</td>");
-            sb.Append(Td).Append(img.Sharpness is { } sh ? Html.Num(sh, "0") : "").Append("</td>");
-            sb.Append(Td).Append(Html.Enc(img.Caption ?? "")).Append("</td>").Append(Td);
+            sb.Append(Td).Append(img.Sharpness is { } sh ? NotebookHtml.Num(sh, "0") : "").Append("</td>");
+            sb.Append(Td).Append(NotebookHtml.Enc(img.Caption ?? "")).Append("</td>").Append(Td);
             foreach (var issue in img.Issues)
                 sb.Append("<div style=\"color:").Append(SeverityColor(issue.Severity)).Append("\">")
-                  .Append(Html.Enc(issue.Severity.ToString().ToLowerInvariant())).Append(": ").Append(Html.Enc(issue.Message)).Append("</div>");
+                  .Append(NotebookHtml.Enc(issue.Severity.ToString().ToLowerInvariant())).Append(": ").Append(NotebookHtml.Enc(issue.Message)).Append("</div>");
             sb.Append("</td></tr>");
         }
         sb.Append("</tbody></table>");
@@ -92,8 +92,8 @@ public static class ReportHtml
         ArgumentNullException.ThrowIfNull(steps);
         var sb = new StringBuilder();
         sb.Append("<b>Steps: ").Append(steps.RecommendedSteps).Append("</b> (range ").Append(steps.LowSteps).Append('–').Append(steps.HighSteps)
-          .Append(", rule ").Append(Html.Enc(steps.Rule.ToString())).Append(") <span style=\"color:#555\">").Append(Html.Enc(steps.Explanation)).Append("</span>");
-        foreach (var w in steps.Warnings) sb.Append("<div style=\"color:#b26a00\">warning: ").Append(Html.Enc(w)).Append("</div>");
+          .Append(", rule ").Append(NotebookHtml.Enc(steps.Rule.ToString())).Append(") <span style=\"color:#555\">").Append(NotebookHtml.Enc(steps.Explanation)).Append("</span>");
+        foreach (var w in steps.Warnings) sb.Append("<div style=\"color:#b26a00\">warning: ").Append(NotebookHtml.Enc(w)).Append("</div>");
         return sb.ToString();
     }
 
@@ -105,8 +105,8 @@ public static class ReportHtml
         foreach (var p in presets.All)
         {
             var text = p.Text.Length > 90 ? p.Text[..87] + "…" : p.Text;
-            sb.Append("<tr>").Append(Td).Append("<b>").Append(Html.Enc(p.Name)).Append("</b></td>").Append(Td).Append(Html.Enc(p.Description)).Append("</td>")
-              .Append(Td).Append("<span style=\"color:#555;font-size:12px\" title=\"").Append(Html.Enc(p.Text)).Append("\">").Append(Html.Enc(text.Length == 0 ? "(empty)" : text)).Append("</span></td></tr>");
+            sb.Append("<tr>").Append(Td).Append("<b>").Append(NotebookHtml.Enc(p.Name)).Append("</b></td>").Append(Td).Append(NotebookHtml.Enc(p.Description)).Append("</td>")
+              .Append(Td).Append("<span style=\"color:#555;font-size:12px\" title=\"").Append(NotebookHtml.Enc(p.Text)).Append("\">").Append(NotebookHtml.Enc(text.Length == 0 ? "(empty)" : text)).Append("</span></td></tr>");
         }
         return sb.Append("</tbody></table>").ToString();
     }
@@ -124,21 +124,21 @@ public static class ReportHtml
     {
         ArgumentNullException.ThrowIfNull(report);
         var sb = new StringBuilder();
-        sb.Append("<div><b>").Append(Html.Enc(report.Identifier)).Append("</b> → ");
+        sb.Append("<div><b>").Append(NotebookHtml.Enc(report.Identifier)).Append("</b> → ");
         foreach (var p in report.Pieces)
-            sb.Append(Html.Chip(p.Token, p.IsCommon ? "#ffc9d0" : "#c8f0d0",
+            sb.Append(NotebookHtml.Chip(p.Token, p.IsCommon ? "#ffc9d0" : "#c8f0d0",
                 $"id {p.Id}, merge rank {(p.MergeRank?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none (single symbol)")}{(p.IsCommon ? ", common word piece" : ", rare")}"));
-        sb.Append(' ').Append(Html.Chip(report.Verdict.ToString(), VerdictColor(report.Verdict), monospace: false)).Append("</div>");
+        sb.Append(' ').Append(NotebookHtml.Chip(report.Verdict.ToString(), VerdictColor(report.Verdict), monospace: false)).Append("</div>");
         if (report.Reasons.Count > 0)
         {
             sb.Append("<ul style=\"margin:4px 0\">");
-            foreach (var r in report.Reasons) sb.Append("<li>").Append(Html.Enc(r)).Append("</li>");
+            foreach (var r in report.Reasons) sb.Append("<li>").Append(NotebookHtml.Enc(r)).Append("</li>");
             sb.Append("</ul>");
         }
         if (report.Alternatives.Count > 0)
         {
             sb.Append("<div>rare alternatives: ");
-            foreach (var a in report.Alternatives) sb.Append(Html.Chip(a, "#e6ecff"));
+            foreach (var a in report.Alternatives) sb.Append(NotebookHtml.Chip(a, "#e6ecff"));
             sb.Append("</div>");
         }
         return sb.ToString();

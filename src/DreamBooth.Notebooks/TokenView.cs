@@ -54,13 +54,13 @@ public sealed record TokenView(string Text, IReadOnlyList<TokenChip> Tokens, int
         {
             string bg = c.IsCut ? "#ffc9d0" : c.IsSpecial ? "#e0e0e0" : c.IsHighlighted ? "#ffd54f" : "#e6ecff";
             string title = $"id {c.Id}" + (c.MergeRank is int r ? $", merge rank {r}" : "") + (c.IsHighlighted ? ", identifier" : "") + (c.IsCut ? ", CUT: the encoder never sees it" : "");
-            sb.Append(Html.Chip(c.Token.Replace(ClipTokenizer.EndOfWord, "·", StringComparison.Ordinal), bg, title,
+            sb.Append(NotebookHtml.Chip(c.Token.Replace(ClipTokenizer.EndOfWord, "·", StringComparison.Ordinal), bg, title,
                 color: c.IsSpecial ? "#666" : "#111"));
         }
         sb.Append("</div><div style=\"font-size:12px;color:#555\">").Append(Count).Append(" / ").Append(MaxContentTokens).Append(" tokens");
-        if (!string.IsNullOrWhiteSpace(Highlight)) sb.Append(" · <span style=\"background:#ffd54f;padding:0 4px\">identifier</span> = ").Append(Html.Enc(Highlight));
+        if (!string.IsNullOrWhiteSpace(Highlight)) sb.Append(" · <span style=\"background:#ffd54f;padding:0 4px\">identifier</span> = ").Append(NotebookHtml.Enc(Highlight));
         sb.Append(" · · = end of word</div>");
-        if (TruncationWarning != null) sb.Append("<div style=\"color:#b00020\">").Append(Html.Enc(TruncationWarning)).Append("</div>");
+        if (TruncationWarning != null) sb.Append("<div style=\"color:#b00020\">").Append(NotebookHtml.Enc(TruncationWarning)).Append("</div>");
         return sb.ToString();
     }
 }

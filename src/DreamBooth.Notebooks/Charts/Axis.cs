@@ -30,7 +30,11 @@ public sealed class Axis
     /// A linear axis covering [min, max] extended to "nice" tick steps (1, 2, 2.5 or 5 × 10^k, Heckbert's
     /// "Nice numbers for graph labels", Graphics Gems 1990). A zero-width range is widened so it stays visible.
     /// </summary>
-    public static Axis Linear(double min, double max, int maxTicks = 6)
+    /// <param name="min">Lowest data value.</param>
+    /// <param name="max">Highest data value.</param>
+    /// <param name="maxTicks">Most ticks wanted.</param>
+    /// <param name="integer">Ticks on whole numbers only (steps, counts).</param>
+    public static Axis Linear(double min, double max, int maxTicks = 6, bool integer = false)
     {
         if (!double.IsFinite(min) || !double.IsFinite(max)) (min, max) = (0, 1);
         if (min > max) (min, max) = (max, min);
@@ -41,6 +45,8 @@ public sealed class Axis
         }
         maxTicks = Math.Max(2, maxTicks);
         double step = NiceStep((max - min) / (maxTicks - 1));
+        if (integer && step < 1) step = 1;
+        else if (integer && step == 2.5) step = 2;
         double lo = Math.Floor(min / step) * step, hi = Math.Ceiling(max / step) * step;
         var ticks = new List<double>();
         for (int i = 0; ; i++)

@@ -46,7 +46,7 @@ public static class Charts
         var series = new List<ChartSeries>
         {
             new("loss", x, losses) { Kind = SeriesKind.Scatter, Opacity = 0.35 },
-            new($"loss (smoothed {Html.Num(smoothing)})", x, Smooth(losses, smoothing)) { Color = SvgChart.Palette[0], StrokeWidth = 2.2 },
+            new($"loss (smoothed {NotebookHtml.Num(smoothing)})", x, Smooth(losses, smoothing)) { Color = SvgChart.Palette[0], StrokeWidth = 2.2 },
         };
         if (learningRates != null)
             series.Add(new ChartSeries("learning rate", x, learningRates) { Axis = YAxisSide.Right, Dashed = true, Color = SvgChart.Palette[1] });
@@ -118,7 +118,7 @@ public static class Charts
             [
                 new("step time", x, secondsPerStep) { Kind = SeriesKind.Scatter, Opacity = 0.6 },
                 new("smoothed", x, Smooth(secondsPerStep, smoothing)) { Color = SvgChart.Palette[0] },
-                new($"mean {Html.Num(mean, "0.###")} s", x.Length > 0 ? [x[0], x[^1]] : [], x.Length > 0 ? [mean, mean] : []) { Dashed = true, Color = "#888" },
+                new($"mean {NotebookHtml.Num(mean, "0.###")} s", x.Length > 0 ? [x[0], x[^1]] : [], x.Length > 0 ? [mean, mean] : []) { Dashed = true, Color = "#888" },
             ],
         };
     }

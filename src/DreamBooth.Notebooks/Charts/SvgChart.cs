@@ -101,12 +101,26 @@ public sealed record SvgChart
     {
         Validate();
         bool hasRight = Series.Any(s => s.Axis == YAxisSide.Right);
-        double left = 64, right = hasRight ? 64 : 18, top = string.IsNullOrEmpty(Title) ? 30 : 48, bottom = 44;
+        double left = 64, right = hasRight ? 64 : 18, bottom = 44;
+        // legend layout: items flow left to right above the plot and wrap to new rows
+        var legend = new List<(double X, int Row)>();
+        double lx = left; int rows = Series.Count > 0 ? 1 : 0;
+        for (int i = 0; i < Series.Count; i++)
+        {
+            double w = 34 + LegendName(i, hasRight).Length * 6.2;
+            if (lx > left && lx + w > Width - 8) { lx = left; rows++; }
+            legend.Add((lx, rows - 1));
+            lx += w;
+        }
+        double legendTop = string.IsNullOrEmpty(Title) ? 8 : 28;
+        double top = legendTop + rows * 16 + 6;
         double pw = Width - left - right, ph = Height - top - bottom;
+        if (ph < 40) throw new ArgumentException($"SvgChart '{Title}': {Series.Count} legend entries leave no room for the plot at height {Height}; make it taller.", nameof(Height));
 
         var xs = Series.SelectMany(s => Points(s, logY: false).Select(p => p.X)).ToList();
         var (xMin, xMax) = Extent(xs);
-        var xAxis = Axis.Linear(xMin, xMax, maxTicks: Math.Max(2, (int)(pw / 70)));
+        bool integerX = xs.Count > 0 && xs.All(v => Math.Abs(v - Math.Round(v)) < 1e-9);
+        var xAxis = Axis.Linear(xMin, xMax, maxTicks: Math.Max(2, (int)(pw / 70)), integer: integerX);
         var leftAxis = AxisFor(YAxisSide.Left, LogY, ph);
         var rightAxis = hasRight ? AxisFor(YAxisSide.Right, LogY2, ph) : null;
 
@@ -114,41 +128,41 @@ public sealed record SvgChart
         sb.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{Width}\" height=\"{Height}\" viewBox=\"0 0 {Width} {Height}\" ")
           .Append("font-family=\"sans-serif\" font-size=\"11\" style=\"background:#fff\">");
         if (!string.IsNullOrEmpty(Title))
-            sb.Append($"<text x=\"{Html.Num(Width / 2.0)}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">{Html.Enc(Title)}</text>");
-        sb.Append($"<rect x=\"{Html.Num(left)}\" y=\"{Html.Num(top)}\" width=\"{Html.Num(pw)}\" height=\"{Html.Num(ph)}\" fill=\"#fafafa\" stroke=\"#bbb\"/>");
+            sb.Append($"<text x=\"{NotebookHtml.Num(Width / 2.0)}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">{NotebookHtml.Enc(Title)}</text>");
+        sb.Append($"<rect x=\"{NotebookHtml.Num(left)}\" y=\"{NotebookHtml.Num(top)}\" width=\"{NotebookHtml.Num(pw)}\" height=\"{NotebookHtml.Num(ph)}\" fill=\"#fafafa\" stroke=\"#bbb\"/>");
 
         // grid and ticks: x
         foreach (var t in xAxis.Ticks)
         {
             double px = left + xAxis.Fraction(t) * pw;
-            sb.Append($"<line x1=\"{Html.Num(px)}\" y1=\"{Html.Num(top)}\" x2=\"{Html.Num(px)}\" y2=\"{Html.Num(top + ph)}\" stroke=\"#e4e4e4\"/>");
-            sb.Append($"<text x=\"{Html.Num(px)}\" y=\"{Html.Num(top + ph + 14)}\" text-anchor=\"middle\">{Html.Enc(Axis.Label(t))}</text>");
+            sb.Append($"<line x1=\"{NotebookHtml.Num(px)}\" y1=\"{NotebookHtml.Num(top)}\" x2=\"{NotebookHtml.Num(px)}\" y2=\"{NotebookHtml.Num(top + ph)}\" stroke=\"#e4e4e4\"/>");
+            sb.Append($"<text x=\"{NotebookHtml.Num(px)}\" y=\"{NotebookHtml.Num(top + ph + 14)}\" text-anchor=\"middle\">{NotebookHtml.Enc(Axis.Label(t))}</text>");
         }
         // grid and ticks: left y
         foreach (var t in leftAxis.Ticks)
         {
             double py = top + (1 - leftAxis.Fraction(t)) * ph;
-            sb.Append($"<line x1=\"{Html.Num(left)}\" y1=\"{Html.Num(py)}\" x2=\"{Html.Num(left + pw)}\" y2=\"{Html.Num(py)}\" stroke=\"#e4e4e4\"/>");
-            sb.Append($"<text x=\"{Html.Num(left - 5)}\" y=\"{Html.Num(py + 4)}\" text-anchor=\"end\">{Html.Enc(Axis.Label(t))}</text>");
+            sb.Append($"<line x1=\"{NotebookHtml.Num(left)}\" y1=\"{NotebookHtml.Num(py)}\" x2=\"{NotebookHtml.Num(left + pw)}\" y2=\"{NotebookHtml.Num(py)}\" stroke=\"#e4e4e4\"/>");
+            sb.Append($"<text x=\"{NotebookHtml.Num(left - 5)}\" y=\"{NotebookHtml.Num(py + 4)}\" text-anchor=\"end\">{NotebookHtml.Enc(Axis.Label(t))}</text>");
         }
         if (rightAxis != null)
             foreach (var t in rightAxis.Ticks)
             {
                 double py = top + (1 - rightAxis.Fraction(t)) * ph;
-                sb.Append($"<line x1=\"{Html.Num(left + pw)}\" y1=\"{Html.Num(py)}\" x2=\"{Html.Num(left + pw + 4)}\" y2=\"{Html.Num(py)}\" stroke=\"#888\"/>");
-                sb.Append($"<text x=\"{Html.Num(left + pw + 6)}\" y=\"{Html.Num(py + 4)}\" text-anchor=\"start\">{Html.Enc(Axis.Label(t))}</text>");
+                sb.Append($"<line x1=\"{NotebookHtml.Num(left + pw)}\" y1=\"{NotebookHtml.Num(py)}\" x2=\"{NotebookHtml.Num(left + pw + 4)}\" y2=\"{NotebookHtml.Num(py)}\" stroke=\"#888\"/>");
+                sb.Append($"<text x=\"{NotebookHtml.Num(left + pw + 6)}\" y=\"{NotebookHtml.Num(py + 4)}\" text-anchor=\"start\">{NotebookHtml.Enc(Axis.Label(t))}</text>");
             }
         // axis titles
         if (!string.IsNullOrEmpty(XLabel))
-            sb.Append($"<text x=\"{Html.Num(left + pw / 2)}\" y=\"{Html.Num(Height - 8)}\" text-anchor=\"middle\">{Html.Enc(XLabel)}</text>");
+            sb.Append($"<text x=\"{NotebookHtml.Num(left + pw / 2)}\" y=\"{NotebookHtml.Num(Height - 8)}\" text-anchor=\"middle\">{NotebookHtml.Enc(XLabel)}</text>");
         if (!string.IsNullOrEmpty(YLabel))
-            sb.Append($"<text transform=\"translate(14,{Html.Num(top + ph / 2)}) rotate(-90)\" text-anchor=\"middle\">{Html.Enc(YLabel + (LogY ? " (log)" : ""))}</text>");
+            sb.Append($"<text transform=\"translate(14,{NotebookHtml.Num(top + ph / 2)}) rotate(-90)\" text-anchor=\"middle\">{NotebookHtml.Enc(YLabel + (LogY ? " (log)" : ""))}</text>");
         if (rightAxis != null && !string.IsNullOrEmpty(Y2Label))
-            sb.Append($"<text transform=\"translate({Html.Num(Width - 10)},{Html.Num(top + ph / 2)}) rotate(90)\" text-anchor=\"middle\">{Html.Enc(Y2Label + (LogY2 ? " (log)" : ""))}</text>");
+            sb.Append($"<text transform=\"translate({NotebookHtml.Num(Width - 10)},{NotebookHtml.Num(top + ph / 2)}) rotate(90)\" text-anchor=\"middle\">{NotebookHtml.Enc(Y2Label + (LogY2 ? " (log)" : ""))}</text>");
 
         // series, clipped to the plot area
         string clipId = "dbplot" + Interlocked.Increment(ref s_clipIds);
-        sb.Append($"<clipPath id=\"{clipId}\"><rect x=\"{Html.Num(left)}\" y=\"{Html.Num(top)}\" width=\"{Html.Num(pw)}\" height=\"{Html.Num(ph)}\"/></clipPath>");
+        sb.Append($"<clipPath id=\"{clipId}\"><rect x=\"{NotebookHtml.Num(left)}\" y=\"{NotebookHtml.Num(top)}\" width=\"{NotebookHtml.Num(pw)}\" height=\"{NotebookHtml.Num(ph)}\"/></clipPath>");
         sb.Append($"<g clip-path=\"url(#{clipId})\">");
         for (int i = 0; i < Series.Count; i++)
         {
@@ -156,23 +170,23 @@ public sealed record SvgChart
             var axis = s.Axis == YAxisSide.Right && rightAxis != null ? rightAxis : leftAxis;
             bool log = s.Axis == YAxisSide.Right ? LogY2 : LogY;
             string color = ColorOf(i);
-            string opacity = s.Opacity < 1 ? $" opacity=\"{Html.Num(s.Opacity)}\"" : "";
-            sb.Append($"<g class=\"series\" data-name=\"{Html.Enc(s.Name)}\"{opacity}>");
+            string opacity = s.Opacity < 1 ? $" opacity=\"{NotebookHtml.Num(s.Opacity)}\"" : "";
+            sb.Append($"<g class=\"series\" data-name=\"{NotebookHtml.Enc(s.Name)}\"{opacity}>");
             if (s.Kind != SeriesKind.Scatter)
                 foreach (var segment in Segments(s, log))
                 {
                     if (segment.Count == 1 && s.Kind == SeriesKind.Line)
                     {
                         var (x0, y0) = ToPixel(segment[0], xAxis, axis, left, top, pw, ph);
-                        sb.Append($"<circle cx=\"{Html.Num(x0)}\" cy=\"{Html.Num(y0)}\" r=\"{Html.Num(s.StrokeWidth)}\" fill=\"{color}\"/>");
+                        sb.Append($"<circle cx=\"{NotebookHtml.Num(x0)}\" cy=\"{NotebookHtml.Num(y0)}\" r=\"{NotebookHtml.Num(s.StrokeWidth)}\" fill=\"{color}\"/>");
                         continue;
                     }
-                    sb.Append("<polyline fill=\"none\" stroke=\"").Append(color).Append("\" stroke-width=\"").Append(Html.Num(s.StrokeWidth))
+                    sb.Append("<polyline fill=\"none\" stroke=\"").Append(color).Append("\" stroke-width=\"").Append(NotebookHtml.Num(s.StrokeWidth))
                       .Append(s.Dashed ? "\" stroke-dasharray=\"6 4" : "").Append("\" stroke-linejoin=\"round\" points=\"");
                     foreach (var p in segment)
                     {
                         var (px, py) = ToPixel(p, xAxis, axis, left, top, pw, ph);
-                        sb.Append(Html.Num(px, "0.#")).Append(',').Append(Html.Num(py, "0.#")).Append(' ');
+                        sb.Append(NotebookHtml.Num(px, "0.#")).Append(',').Append(NotebookHtml.Num(py, "0.#")).Append(' ');
                     }
                     sb.Append("\"/>");
                 }
@@ -180,26 +194,24 @@ public sealed record SvgChart
                 foreach (var p in Points(s, log))
                 {
                     var (px, py) = ToPixel(p, xAxis, axis, left, top, pw, ph);
-                    sb.Append($"<circle cx=\"{Html.Num(px, "0.#")}\" cy=\"{Html.Num(py, "0.#")}\" r=\"2.5\" fill=\"{color}\"/>");
+                    sb.Append($"<circle cx=\"{NotebookHtml.Num(px, "0.#")}\" cy=\"{NotebookHtml.Num(py, "0.#")}\" r=\"2.5\" fill=\"{color}\"/>");
                 }
             sb.Append("</g>");
         }
         sb.Append("</g>");
 
-        // legend (top row, above the plot)
-        double lx = left;
+        // legend (rows above the plot)
         for (int i = 0; i < Series.Count; i++)
         {
             var s = Series[i];
             string color = ColorOf(i);
-            double ly = top - 9;
+            var (x0, row) = legend[i];
+            double ly = legendTop + row * 16 + 8;
             if (s.Kind == SeriesKind.Scatter)
-                sb.Append($"<circle cx=\"{Html.Num(lx + 9)}\" cy=\"{Html.Num(ly)}\" r=\"3\" fill=\"{color}\"/>");
+                sb.Append($"<circle cx=\"{NotebookHtml.Num(x0 + 9)}\" cy=\"{NotebookHtml.Num(ly)}\" r=\"3\" fill=\"{color}\"/>");
             else
-                sb.Append($"<line x1=\"{Html.Num(lx)}\" y1=\"{Html.Num(ly)}\" x2=\"{Html.Num(lx + 18)}\" y2=\"{Html.Num(ly)}\" stroke=\"{color}\" stroke-width=\"2.5\"{(s.Dashed ? " stroke-dasharray=\"5 3\"" : "")}/>");
-            string name = s.Name + (s.Axis == YAxisSide.Right && hasRight ? " (right)" : "");
-            sb.Append($"<text x=\"{Html.Num(lx + 22)}\" y=\"{Html.Num(ly + 4)}\">{Html.Enc(name)}</text>");
-            lx += 34 + name.Length * 6.2;
+                sb.Append($"<line x1=\"{NotebookHtml.Num(x0)}\" y1=\"{NotebookHtml.Num(ly)}\" x2=\"{NotebookHtml.Num(x0 + 18)}\" y2=\"{NotebookHtml.Num(ly)}\" stroke=\"{color}\" stroke-width=\"2.5\"{(s.Dashed ? " stroke-dasharray=\"5 3\"" : "")}/>");
+            sb.Append($"<text x=\"{NotebookHtml.Num(x0 + 22)}\" y=\"{NotebookHtml.Num(ly + 4)}\">{NotebookHtml.Enc(LegendName(i, hasRight))}</text>");
         }
         sb.Append("</svg>");
         return sb.ToString();
@@ -209,6 +221,8 @@ public sealed record SvgChart
     public string ToHtml() => ToSvg();
 
     static int s_clipIds;
+
+    string LegendName(int i, bool hasRight) => Series[i].Name + (Series[i].Axis == YAxisSide.Right && hasRight ? " (right)" : "");
 
     string ColorOf(int i) => Series[i].Color ?? Palette[i % Palette.Length];
 

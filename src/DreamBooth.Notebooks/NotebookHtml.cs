@@ -9,7 +9,7 @@ using SixLabors.ImageSharp.Processing;
 namespace DreamBooth.Notebooks;
 
 /// <summary>Small HTML building blocks shared by the formatters: encoding, inline PNG images, chips.</summary>
-public static class Html
+public static class NotebookHtml
 {
     /// <summary>HTML-encodes text.</summary>
     public static string Enc(string? text) => WebUtility.HtmlEncode(text ?? "");
