@@ -139,6 +139,24 @@ public sealed class GlueTests
     }
 
     [Fact]
+    public void Import_report_shows_a_thumbnail_per_imported_image_and_the_issues()
+    {
+        using var tmp = TestPaths.NewTempDir("nbimport");
+        var src = Directory.CreateDirectory(Path.Combine(tmp.Path, "src")).FullName;
+        foreach (var f in Directory.GetFiles(Path.Combine(TestPaths.RepoRoot, "data", "demo-subject"), "*.png").Take(3))
+            File.Copy(f, Path.Combine(src, Path.GetFileName(f)));
+        File.WriteAllText(Path.Combine(src, "notes.png"), "not a picture");
+        var report = new DreamBooth.Imaging.Import.InstanceImageImporter(new DreamBooth.Imaging.Import.ImportOptions { Resolution = 64 })
+            .Import(src, Path.Combine(tmp.Path, "out"));
+        var html = ReportHtml.ImportReport(report);
+        Assert.Equal(3, report.Summary.Imported);
+        Assert.Equal(3, Regex.Matches(html, "<img ").Count);
+        Assert.Contains("notes.png", html);
+        Assert.Contains("#b00020", html); // the refused file's error in red
+        Assert.Contains($"Steps: {report.Steps.RecommendedSteps}", html);
+    }
+
+    [Fact]
     public async Task Inputs_return_defaults_headless()
     {
         Assert.True(Inputs.IsHeadless); // no kernel in a test process
