@@ -5,7 +5,7 @@ using SixLabors.ImageSharp.PixelFormats;
 namespace DreamBooth.Imaging;
 
 /// <summary>One series of a line chart.</summary>
-public sealed record ChartSeries(string Name, IReadOnlyList<(double X, double Y)> Points, Rgb24 Color);
+public sealed record PlotSeries(string Name, IReadOnlyList<(double X, double Y)> Points, Rgb24 Color);
 
 /// <summary>
 /// A small line chart rendered straight to pixels (axes, ticks, legend; text with <see cref="BitmapFont"/>), for the
@@ -13,7 +13,7 @@ public sealed record ChartSeries(string Name, IReadOnlyList<(double X, double Y)
 /// </summary>
 public static class LineChartImage
 {
-    public static Image<Rgb24> Render(string title, string xLabel, string yLabel, IReadOnlyList<ChartSeries> series, int width = 720, int height = 420, bool logY = false)
+    public static Image<Rgb24> Render(string title, string xLabel, string yLabel, IReadOnlyList<PlotSeries> series, int width = 720, int height = 420, bool logY = false)
     {
         var img = new Image<Rgb24>(width, height, new Rgb24(255, 255, 255));
         var ink = new Rgb24(30, 30, 30);

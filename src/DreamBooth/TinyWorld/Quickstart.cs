@@ -128,7 +128,7 @@ public static class Quickstart
 
         var chart = Path.Combine(output, "loss.png");
         var loss = result.History.Select(h => ((double)h.Step, h.Loss)).ToList();
-        var series = new List<ChartSeries>
+        var series = new List<PlotSeries>
         {
             new("loss", loss, new Rgb24(170, 190, 230)),
             new("loss (smoothed)", LineChartImage.Smooth(loss), new Rgb24(20, 60, 160)),
