@@ -9,6 +9,7 @@ public static class Program
     public static RootCommand CreateRoot()
     {
         var root = new RootCommand("DreamBoothNotebooks: Stable Diffusion and DreamBooth fine-tuning on TorchSharp.");
+        root.Subcommands.Add(QuickstartCommand.Create());
         root.Subcommands.Add(GenerateCommand.Create());
         root.Subcommands.Add(GridCommand.Create());
         root.Subcommands.Add(ConvertCommand.Create());

@@ -1,0 +1,54 @@
+using System.CommandLine;
+using DreamBooth.TinyWorld;
+using DreamBooth.Training;
+
+namespace DreamBooth.Cli.Commands;
+
+/// <summary>`dreambooth quickstart`: the whole DreamBooth flow on the embedded tiny model, in a few minutes on a CPU.</summary>
+public static class QuickstartCommand
+{
+    public static Command Create()
+    {
+        var output = new Option<string>("--out") { Description = "Output folder.", DefaultValueFactory = _ => Path.Combine("outputs", "quickstart") };
+        var model = new Option<string>("--model") { Description = "Base model.", DefaultValueFactory = _ => CliPaths.DefaultModel };
+        var steps = new Option<int?>("--steps") { Description = "DreamBooth steps (default 300)." };
+        var prior = new Option<bool>("--no-prior-preservation") { Description = "Train without class images (to see leakage)." };
+        var smoke = new Option<bool>("--smoke") { Description = "A reduced run (a few steps) that only checks that everything works." };
+        var cmd = new Command("quickstart", "DreamBooth on the embedded tiny model: session, demo subject, prior preservation, training, grids and loss chart.")
+        {
+            output, model, steps, prior, smoke,
+        };
+        cmd.SetAction(pr =>
+        {
+            var modelPath = CliPaths.Resolve(pr.GetValue(model)!);
+            var images = CliPaths.Resolve(Path.Combine("data", "demo-subject"));
+            var outDir = pr.GetValue(output)!;
+            var o = pr.GetValue(smoke) ? QuickstartOptions.Smoke(modelPath, images, outDir) : new QuickstartOptions { Model = modelPath, InstanceImages = images, OutputFolder = outDir };
+            if (pr.GetValue(steps) is int n)
+            {
+                if (n < 1) throw new CliException($"--steps must be ≥ 1 (got {n})");
+                o = o with { Steps = n };
+            }
+            if (pr.GetValue(prior)) o = o with { PriorPreservation = false };
+            var bar = ConsoleProgressBar.ForStderr("dreambooth");
+            var result = Quickstart.Run(o,
+                new InlineProgress<string>(m => Cli.Err.WriteLine(m)),
+                new InlineProgress<TrainingProgress>(p =>
+                {
+                    if (p.Phase == "training" && p.Last is { } l) bar.Update(p.Step, p.TotalSteps, $"loss {l.Loss:F4}");
+                    else if (p.Message is not null && p.Phase != "training") Cli.Err.WriteLine($"[{p.Phase}] {p.Message}");
+                }),
+                Cli.Cancellation);
+            bar.Finish();
+            Cli.Out.WriteLine($"identifier check: {result.Identifier.Explanation}");
+            Cli.Out.WriteLine($"instance images: {result.Import.Summary.Imported} imported; {result.Training.Step} DreamBooth steps, final loss {result.Training.History.LastOrDefault()?.Loss:F4}");
+            Cli.Out.WriteLine($"session:                   {result.Session}");
+            Cli.Out.WriteLine($"sampler × seed grid:       {result.SamplerSeedGrid}");
+            Cli.Out.WriteLine($"recontextualisation grid:  {result.RecontextualisationGrid}");
+            Cli.Out.WriteLine($"loss chart:                {result.LossChart}");
+            Cli.Out.WriteLine($"done in {result.Elapsed.TotalSeconds:F0} s");
+            return 0;
+        });
+        return cmd;
+    }
+}
