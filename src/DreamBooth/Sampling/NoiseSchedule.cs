@@ -103,14 +103,26 @@ public sealed class NoiseSchedule : IDisposable
     /// </summary>
     public Tensor MinSnrWeights(Tensor timesteps, double gamma, PredictionType prediction)
     {
-        if (!(gamma > 0)) throw new ArgumentOutOfRangeException(nameof(gamma), gamma, "snr_gamma must be positive (5.0 is the paper's value).");
         using var scope = torch.NewDisposeScope();
-        var snr = Snr(timesteps);
-        var clipped = torch.minimum(snr, torch.full_like(snr, gamma));
+        return MinSnrWeightsFromSnr(Snr(timesteps), gamma, prediction).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Min-SNR-γ weights from SNR values (any shape). Where SNR is 0 (zero-terminal-SNR schedules) the ε weight would be
+    /// 0/0; it is 1 there, its limit as SNR → 0.
+    /// </summary>
+    public static Tensor MinSnrWeightsFromSnr(Tensor snr, double gamma, PredictionType prediction)
+    {
+        ArgumentNullException.ThrowIfNull(snr);
+        if (!(gamma > 0) || double.IsInfinity(gamma))
+            throw new ArgumentOutOfRangeException(nameof(gamma), gamma, "snr_gamma must be a finite number > 0 (5.0 is the paper's value).");
+        using var scope = torch.NewDisposeScope();
+        var s = snr.to(ScalarType.Float32);
+        var clipped = torch.minimum(s, torch.full_like(s, gamma));
         var w = prediction switch
         {
-            PredictionType.Epsilon => clipped / snr,
-            PredictionType.VPrediction => clipped / (snr + 1),
+            PredictionType.Epsilon => torch.where(s == 0, torch.ones_like(s), clipped / s),
+            PredictionType.VPrediction => clipped / (s + 1),
             _ => clipped,
         };
         return w.MoveToOuterDisposeScope();

@@ -1,3 +1,4 @@
+using DreamBooth.Sampling;
 using DreamBooth.Training.Optim;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -11,25 +12,28 @@ public class MinSnrTests
     {
         using var scope = torch.NewDisposeScope();
         var snr = torch.tensor(new[] { 0.5f, 5f, 20f, 0f });
-        var eps = MinSnr.Weights(snr, 5.0, SnrPredictionType.Epsilon).data<float>().ToArray();
+        var eps = NoiseSchedule.MinSnrWeightsFromSnr(snr, 5.0, PredictionType.Epsilon).data<float>().ToArray();
         Assert.Equal(new[] { 1f, 1f, 0.25f, 1f }, eps);
-        var v = MinSnr.Weights(snr, 5.0, SnrPredictionType.VPrediction).data<float>().ToArray();
+        var v = NoiseSchedule.MinSnrWeightsFromSnr(snr, 5.0, PredictionType.VPrediction).data<float>().ToArray();
         Assert.Equal(0.5 / 1.5, v[0], 6);
         Assert.Equal(5.0 / 6, v[1], 6);
         Assert.Equal(5.0 / 21, v[2], 6);
         Assert.Equal(0.0, v[3], 6);
-        Assert.Throws<ArgumentOutOfRangeException>(() => MinSnr.Weights(snr, 0, SnrPredictionType.Epsilon));
+        Assert.Throws<ArgumentOutOfRangeException>(() => NoiseSchedule.MinSnrWeightsFromSnr(snr, 0, PredictionType.Epsilon));
     }
 
     [Fact]
     public void SnrFromAlphasCumprod()
     {
         using var scope = torch.NewDisposeScope();
-        var ac = torch.tensor(new[] { 0.8f, 0.5f, 0.2f });
-        var snr = MinSnr.ComputeSnr(ac, torch.tensor(new long[] { 2, 0, 1 })).data<float>().ToArray();
-        Assert.Equal(0.25, snr[0], 5);
-        Assert.Equal(4.0, snr[1], 5);
-        Assert.Equal(1.0, snr[2], 5);
+        using var schedule = new NoiseSchedule(SchedulerConfig.StableDiffusion);
+        var t = new long[] { 2, 0, 999 };
+        var snr = schedule.Snr(torch.tensor(t)).data<float>().ToArray();
+        for (int i = 0; i < t.Length; i++)
+        {
+            double a = schedule.AlphasCumprodValues[(int)t[i]];
+            Assert.InRange(snr[i] / (a / (1 - a)), 0.9999, 1.0001);
+        }
     }
 
     [Fact]
