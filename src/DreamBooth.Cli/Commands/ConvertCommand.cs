@@ -4,6 +4,7 @@ using DreamBooth.Loading;
 using DreamBooth.Loading.SingleFile;
 using TorchSharp;
 using static TorchSharp.torch;
+using DreamBooth.Sampling;
 
 namespace DreamBooth.Cli.Commands;
 

@@ -177,8 +177,8 @@ public sealed class GenerationOptions
             {
                 PredictionType = p.Trim().ToLowerInvariant() switch
                 {
-                    "epsilon" or "eps" => Loading.SingleFile.PredictionType.Epsilon,
-                    "v" or "v_prediction" or "v-prediction" => Loading.SingleFile.PredictionType.VPrediction,
+                    "epsilon" or "eps" => Sampling.PredictionType.Epsilon,
+                    "v" or "v_prediction" or "v-prediction" => Sampling.PredictionType.VPrediction,
                     _ => throw new CliException($"--prediction-type '{p}': use epsilon or v"),
                 },
             };

@@ -200,8 +200,7 @@ public static partial class ModelSource
                 TextEncoderAttentionHeads = sfOptions.TextEncoderAttentionHeads ?? textConfig.NumAttentionHeads,
                 TextEncoderLayers = sfOptions.TextEncoderLayers ?? textConfig.NumHiddenLayers,
                 ImageSize = sfOptions.ImageSize ?? unetConfig.SampleSize * vaeConfig.DownscaleFactor,
-                PredictionType = sfOptions.PredictionType ?? (scheduler is null ? null
-                    : scheduler.PredictionType == Sampling.PredictionType.VPrediction ? SingleFile.PredictionType.VPrediction : SingleFile.PredictionType.Epsilon),
+                PredictionType = sfOptions.PredictionType ?? scheduler?.PredictionType,
             };
         }
 

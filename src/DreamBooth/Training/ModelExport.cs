@@ -4,7 +4,7 @@ using DreamBooth.Loading.SingleFile;
 using DreamBooth.Models.Common;
 using TorchSharp;
 using static TorchSharp.torch;
-using ConfigJson = DreamBooth.Models.Common.ConfigJson;
+
 
 namespace DreamBooth.Training;
 

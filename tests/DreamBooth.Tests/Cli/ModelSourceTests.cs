@@ -5,6 +5,7 @@ using DreamBooth.Tests.Infrastructure;
 using DreamBooth.Tests.Loading.Hub;
 using TorchSharp;
 using static DreamBooth.Tests.Cli.CliHarness;
+using DreamBooth.Sampling;
 
 namespace DreamBooth.Tests.Cli;
 

@@ -1,4 +1,9 @@
 using DreamBooth.Loading;
+using DreamBooth.Models.Clip;
+using DreamBooth.Models.Common;
+using DreamBooth.Models.Unet;
+using DreamBooth.Models.Vae;
+using DreamBooth.Sampling;
 using DreamBooth.Loading.Pickle;
 using DreamBooth.Loading.SingleFile;
 using DreamBooth.Tests.Infrastructure;
@@ -206,36 +211,44 @@ public class LoadingFuzzTests(ITestOutputHelper output)
     [Fact]
     public void ConfigJsonFuzz()
     {
+        // the typed readers the loader uses: config.json -> record -> Validate -> model on the meta device
         using var dir = TestPaths.NewTempDir();
         var tally = new Tally();
         var rng = new Random(Seed + 2);
         int i = 0;
-        foreach (var (folder, file, required) in new[]
-                 {
-                     ("unet", "config.json", ConfigJson.UnetRequired),
-                     ("vae", "config.json", ConfigJson.VaeRequired),
-                     ("text_encoder", "config.json", ConfigJson.TextEncoderRequired),
-                     ("scheduler", "scheduler_config.json", ConfigJson.SchedulerRequired),
-                 })
+        var readers = new (string Folder, string File, Action<string> Load)[]
+        {
+            ("unet", "config.json", d => { var (p, c) = ComponentLoader.ReadConfig<UNet2DConditionConfig>(d); c.Validate(p); new UNet2DConditionModel(c, ModelPlacement.Meta).Dispose(); }),
+            ("vae", "config.json", d => { var (p, c) = ComponentLoader.ReadConfig<AutoencoderKLConfig>(d); c.Validate(p); new AutoencoderKL(c, ModelPlacement.Meta).Dispose(); }),
+            ("text_encoder", "config.json", d => { var (p, c) = ComponentLoader.ReadConfig<ClipTextConfig>(d); c.Validate(p); new ClipTextModel(c, ModelPlacement.Meta).Dispose(); }),
+            ("scheduler", "scheduler_config.json", d => { var c = SchedulerConfig.Load(Path.Combine(d, "scheduler_config.json")); using var s = SamplerFactory.Create(Sampler.EulerAncestral, c); using var r = s.Start(20); }),
+        };
+        foreach (var (folder, file, load) in readers)
         {
             var src = TestPaths.ParityPath("single-file", "tiny-sd1", "diffusers", folder, file);
-            var cfg = ConfigJson.Read(src, required);
-            Assert.True(cfg.Count >= required.Count);
+            var ok = Path.Combine(dir.Path, $"ok-{folder}");
+            Directory.CreateDirectory(ok);
+            File.Copy(src, Path.Combine(ok, file));
+            load(ok); // the original loads
             var original = File.ReadAllBytes(src);
             foreach (var (name, bytes) in Variants(original, rng, 60, 90, original.Length))
             {
-                var p = dir.File($"c{i++}.json");
-                File.WriteAllBytes(p, bytes);
-                RunCase(tally, $"{folder}/{file} {name}", () => ConfigJson.Read(p, required));
-                File.Delete(p);
+                var d = Path.Combine(dir.Path, $"c{i++}");
+                Directory.CreateDirectory(d);
+                File.WriteAllBytes(Path.Combine(d, file), bytes);
+                RunCase(tally, $"{folder}/{file} {name}", () => load(d));
+                Directory.Delete(d, true);
             }
         }
-        Report("config json", tally);
-        var missing = dir.File("missing-field.json");
-        File.WriteAllText(missing, "{\"beta_start\": 0.00085, \"beta_end\": null}");
-        var e = Assert.Throws<ModelLoadException>(() => ConfigJson.Read(missing, ConfigJson.SchedulerRequired));
-        Assert.Contains("'num_train_timesteps'", e.Message);
-        Assert.Contains("'beta_end'", e.Message);
+        Report("config json (typed readers)", tally);
+        var bad = Path.Combine(dir.Path, "null-field");
+        Directory.CreateDirectory(bad);
+        File.WriteAllText(Path.Combine(bad, "config.json"), "{\"_class_name\": \"UNet2DConditionModel\", \"block_out_channels\": null}");
+        var e = Assert.Throws<ModelLoadException>(() => readers[0].Load(bad));
+        Assert.Contains("block_out_channels is missing or null", e.Message);
+        File.WriteAllText(Path.Combine(bad, "config.json"), "{\"_class_name\": \"UNet2DConditionModel\", \"layers_per_block\": 1000000000}");
+        e = Assert.Throws<ModelLoadException>(() => readers[0].Load(bad));
+        Assert.Contains("layers_per_block 1000000000 is too large", e.Message);
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using DreamBooth.Loading;
 using DreamBooth.Loading.SingleFile;
 using DreamBooth.Tests.Infrastructure;
 using TorchSharp;
+using DreamBooth.Sampling;
 
 namespace DreamBooth.Tests.Loading;
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using DreamBooth.Sampling;
 
 namespace DreamBooth.Loading.SingleFile;
 

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using DreamBooth.Loading.Pickle;
 using TorchSharp;
 using static TorchSharp.torch;
+using DreamBooth.Sampling;
 
 namespace DreamBooth.Loading.SingleFile;
 

@@ -1,14 +1,7 @@
+using DreamBooth.Sampling;
+
 namespace DreamBooth.Loading.SingleFile;
 
-/// <summary>What the UNet was trained to predict (diffusers' scheduler <c>prediction_type</c>).</summary>
-public enum PredictionType
-{
-    /// <summary>The added noise ε (SD 1.x, SD 2.x base 512).</summary>
-    Epsilon,
-
-    /// <summary>v = α·ε − σ·x₀ (SD 2.x 768-v).</summary>
-    VPrediction,
-}
 
 /// <summary>
 /// Options for reading a single-file checkpoint. Everything a file cannot tell (prediction type and

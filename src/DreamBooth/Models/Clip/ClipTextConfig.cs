@@ -28,15 +28,18 @@ public sealed record ClipTextConfig
 
     public void Validate(string path)
     {
-        void Fail(string msg) => throw new ModelLoadException(path, msg);
+        [System.Diagnostics.CodeAnalysis.DoesNotReturn] void Fail(string msg) => throw new ModelLoadException(path, msg);
         if (ModelType is not null && ModelType != "clip_text_model" && ModelType != "clip")
             Fail($"model_type is '{ModelType}', expected 'clip_text_model'");
         if (Architectures is { Length: > 0 } a && !a.Contains("CLIPTextModel") && !a.Contains("CLIPTextModelWithProjection"))
             Fail($"architectures [{string.Join(", ", a)}] is not a CLIP text model");
+        if (HiddenAct is null) Fail("hidden_act is null");
+        if (VocabSize > 1 << 22 || HiddenSize > 1 << 16 || IntermediateSize > 1 << 18 || NumHiddenLayers > 256 || MaxPositionEmbeddings > 1 << 16)
+            Fail("vocab_size, hidden_size, intermediate_size, num_hidden_layers or max_position_embeddings is implausibly large for a CLIP text model");
         if (VocabSize <= 0 || HiddenSize <= 0 || IntermediateSize <= 0 || NumHiddenLayers <= 0 || MaxPositionEmbeddings <= 0)
             Fail("vocab_size, hidden_size, intermediate_size, num_hidden_layers and max_position_embeddings must be positive");
         if (NumAttentionHeads <= 0 || HiddenSize % NumAttentionHeads != 0)
             Fail($"num_attention_heads {NumAttentionHeads} must divide hidden_size {HiddenSize}");
-        if (!Activations.IsKnown(HiddenAct)) Fail($"unknown hidden_act '{HiddenAct}' (known: {string.Join(", ", Activations.Known)})");
+        if (!Activations.IsKnown(HiddenAct!)) Fail($"unknown hidden_act '{HiddenAct}' (known: {string.Join(", ", Activations.Known)})");
     }
 }

@@ -74,10 +74,21 @@ public sealed record UNet2DConditionConfig
     /// <summary>Throws a <see cref="ModelLoadException"/> naming <paramref name="path"/> for anything this implementation cannot build.</summary>
     public void Validate(string path)
     {
-        void Fail(string msg) => throw new ModelLoadException(path, msg);
+        [System.Diagnostics.CodeAnalysis.DoesNotReturn] void Fail(string msg) => throw new ModelLoadException(path, msg);
         if (ClassName != "UNet2DConditionModel")
             Fail($"_class_name is '{ClassName}', expected 'UNet2DConditionModel'");
-        int n = BlockOutChannels.Length;
+        if (BlockOutChannels is null) Fail("block_out_channels is missing or null");
+        if (DownBlockTypes is null) Fail("down_block_types is missing or null");
+        if (UpBlockTypes is null) Fail("up_block_types is missing or null");
+        if (ActFn is null) Fail("act_fn is null");
+        int n = BlockOutChannels!.Length;
+        if (n > 16) Fail($"block_out_channels has {n} levels; at most 16 are supported");
+        if (BlockOutChannels.Any(c => c > 1 << 16)) Fail("block_out_channels entries must be at most 65536");
+        if (LayersPerBlock > 64) Fail($"layers_per_block {LayersPerBlock} is too large (at most 64)");
+        if (CrossAttentionDim > 1 << 16) Fail($"cross_attention_dim {CrossAttentionDim} is too large");
+        if (InChannels > 1024 || OutChannels > 1024) Fail("in_channels / out_channels must be at most 1024");
+        if (ConvInKernel is < 1 or > 15 || ConvOutKernel is < 1 or > 15) Fail("conv_in_kernel / conv_out_kernel must be in 1…15");
+        if (TimeEmbeddingDim is <= 0 or > 1 << 16) Fail("time_embedding_dim must be in 1…65536");
         if (n == 0) Fail("block_out_channels is empty");
         if (BlockOutChannels.Any(c => c <= 0)) Fail("block_out_channels must be positive");
         if (DownBlockTypes.Length != n) Fail($"down_block_types has {DownBlockTypes.Length} entries but block_out_channels has {n}");
@@ -95,13 +106,15 @@ public sealed record UNet2DConditionConfig
         try
         {
             var heads = HeadsPerBlock;
+            if (TransformerLayers.Any(l => l is < 0 or > 64)) Fail("transformer_layers_per_block entries must be in 0…64");
             for (int i = 0; i < n; i++)
                 if (heads[i] <= 0 || BlockOutChannels[i] % heads[i] != 0)
                     Fail($"attention heads {heads[i]} do not divide block_out_channels[{i}] = {BlockOutChannels[i]}");
             _ = TransformerLayers;
         }
         catch (ArgumentException e) { Fail(e.Message); }
-        if (!Activations.IsKnown(ActFn)) Fail($"unknown act_fn '{ActFn}'");
+        if (!Activations.IsKnown(ActFn!)) Fail($"unknown act_fn '{ActFn}'");
+        if (TimeEmbeddingActFn is not null && !Activations.IsKnown(TimeEmbeddingActFn)) Fail($"unknown time_embedding_act_fn '{TimeEmbeddingActFn}'");
         if (ResnetTimeScaleShift != "default") Fail($"resnet_time_scale_shift '{ResnetTimeScaleShift}' is not supported (only 'default', as in SD 1.x/2.x)");
         if (TimeEmbeddingType != "positional") Fail($"time_embedding_type '{TimeEmbeddingType}' is not supported (only 'positional')");
         if (ClassEmbedType is not null || NumClassEmbeds is not null) Fail("class embeddings (class_embed_type / num_class_embeds) are not supported");

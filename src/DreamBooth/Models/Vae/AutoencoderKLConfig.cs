@@ -33,9 +33,17 @@ public sealed record AutoencoderKLConfig
 
     public void Validate(string path)
     {
-        void Fail(string msg) => throw new ModelLoadException(path, msg);
+        [System.Diagnostics.CodeAnalysis.DoesNotReturn] void Fail(string msg) => throw new ModelLoadException(path, msg);
         if (ClassName != "AutoencoderKL") Fail($"_class_name is '{ClassName}', expected 'AutoencoderKL'");
-        int n = BlockOutChannels.Length;
+        if (BlockOutChannels is null) Fail("block_out_channels is missing or null");
+        if (DownBlockTypes is null) Fail("down_block_types is missing or null");
+        if (UpBlockTypes is null) Fail("up_block_types is missing or null");
+        if (ActFn is null) Fail("act_fn is null");
+        int n = BlockOutChannels!.Length;
+        if (n > 8) Fail($"block_out_channels has {n} levels; at most 8 are supported");
+        if (BlockOutChannels.Any(c => c > 1 << 15)) Fail("block_out_channels entries must be at most 32768");
+        if (LayersPerBlock > 64) Fail($"layers_per_block {LayersPerBlock} is too large (at most 64)");
+        if (LatentChannels > 1024 || InChannels is <= 0 or > 1024 || OutChannels is <= 0 or > 1024) Fail("latent_channels / in_channels / out_channels must be in 1…1024");
         if (n == 0 || BlockOutChannels.Any(c => c <= 0)) Fail("block_out_channels must be a non-empty list of positive ints");
         if (DownBlockTypes.Length != n) Fail($"down_block_types has {DownBlockTypes.Length} entries but block_out_channels has {n}");
         if (UpBlockTypes.Length != n) Fail($"up_block_types has {UpBlockTypes.Length} entries but block_out_channels has {n}");
