@@ -164,8 +164,8 @@ public sealed class GlueTests
         Assert.Equal(2, table.Rows.Count);
         Assert.Equal(["c.png", "2.25"], table.Rows[1]);
         var html = table.ToHtml();
-        Assert.Equal(2, Regex.Matches(html, "<th").Count);
-        Assert.Equal(4, Regex.Matches(html, "<td").Count);
+        Assert.Equal(2, Regex.Matches(html, "<th ").Count);
+        Assert.Equal(4, Regex.Matches(html, "<td ").Count);
         Assert.Contains("a &lt;b&gt;.png", html);
         NotebookFormatters.Register();
         Assert.Equal(html, table.ToDisplayString("text/html"));
