@@ -15,7 +15,7 @@ namespace DreamBooth.Notebooks;
 /// pictures, tables and charts when they are the last expression of a cell or passed to <c>display(…)</c>:
 /// images (inline base64 PNG), lists of images (a grid), <see cref="GridResult"/>, <see cref="GenerationResult"/>,
 /// <see cref="ModelInspection"/>, <see cref="ImportReport"/>, <see cref="IdentifierReport"/>, <see cref="TokenView"/>,
-/// <see cref="SvgChart"/> / <see cref="ChartRow"/> and the live progress display. Call once in a notebook's first cell;
+/// <see cref="SvgChart"/> / <see cref="ChartRow"/>, <see cref="HtmlTable"/> and the live progress display. Call once in a notebook's first cell;
 /// calling again does nothing.
 /// </summary>
 public static class NotebookFormatters
@@ -47,9 +47,10 @@ public static class NotebookFormatters
         Formatter.Register<ChartRow>((c, w) => w.Write(c.ToHtml()), html);
         Formatter.Register<ProgressSnapshot>((p, w) => w.Write(p.ToHtml()), html);
         Formatter.Register<NegativePromptPresets>((p, w) => w.Write(ReportHtml.NegativePromptPresets(p)), html);
+        Formatter.Register<HtmlTable>((t, w) => w.Write(t.ToHtml()), html);
         foreach (var t in new[] { typeof(Image<Rgb24>), typeof(Image), typeof(List<Image<Rgb24>>), typeof(Image<Rgb24>[]), typeof(ImageGrid),
                      typeof(GridResult), typeof(GenerationResult), typeof(ModelInspection), typeof(ImportReport), typeof(StepsRecommendation),
-                     typeof(IdentifierReport), typeof(TokenView), typeof(SvgChart), typeof(ChartRow), typeof(ProgressSnapshot), typeof(NegativePromptPresets) })
+                     typeof(IdentifierReport), typeof(TokenView), typeof(SvgChart), typeof(ChartRow), typeof(ProgressSnapshot), typeof(NegativePromptPresets), typeof(HtmlTable) })
             Formatter.SetPreferredMimeTypesFor(t, html);
     }
 

@@ -157,6 +157,22 @@ public sealed class GlueTests
     }
 
     [Fact]
+    public void Table_from_objects_has_a_column_per_property_and_encodes_cells()
+    {
+        var table = HtmlTable.From(new[] { new { file = "a <b>.png", size = 1.5 }, new { file = "c.png", size = 2.25 } });
+        Assert.Equal(["file", "size"], table.Headers);
+        Assert.Equal(2, table.Rows.Count);
+        Assert.Equal(["c.png", "2.25"], table.Rows[1]);
+        var html = table.ToHtml();
+        Assert.Equal(2, Regex.Matches(html, "<th ").Count);
+        Assert.Equal(4, Regex.Matches(html, "<td ").Count);
+        Assert.Contains("a &lt;b&gt;.png", html);
+        NotebookFormatters.Register();
+        Assert.Equal(html, table.ToDisplayString("text/html"));
+        Assert.Throws<ArgumentException>(() => new HtmlTable(["a", "b"], [["only one"]]).ToHtml());
+    }
+
+    [Fact]
     public async Task Inputs_return_defaults_headless()
     {
         Assert.True(Inputs.IsHeadless); // no kernel in a test process

@@ -24,10 +24,14 @@ public sealed class NotebookExecutionTests
     /// <summary>What each notebook must show (at least): images = inline PNGs, charts = inline SVGs.</summary>
     static readonly Dictionary<string, (int Images, int Charts)> Expected = new()
     {
+        ["00-quickstart.ipynb"] = (12, 1),        // 10 import thumbnails, sampler × seed and recontextualisation grids; loss chart
         ["01-model-and-session.ipynb"] = (10, 0), // the imported demo subject as thumbnails
+        ["02-instance-images.ipynb"] = (23, 0),   // 10 report thumbnails, 10 crops, original + centre + smart crop
+        ["03-train.ipynb"] = (8, 1),              // 4 class images, 2 × 2 validation samples; loss + LR chart
         ["04-test-the-model.ipynb"] = (4, 0),
-        ["05-grids.ipynb"] = (2, 0),
+        ["05-grids.ipynb"] = (28, 0),             // 4 × 3 sampler × seed, 4 × 3 steps × CFG, 4 prompt S/R cells
         ["06-inside-diffusion.ipynb"] = (3, 2),
+        ["07-export.ipynb"] = (10, 0),            // trained, diffusers, single file, LoRA at 3 strengths, side by side (4)
     };
 
     public static string? FindRepl()
