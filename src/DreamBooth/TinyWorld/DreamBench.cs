@@ -81,6 +81,28 @@ public static class DreamBench
         return new DreamBenchScores(name, fidelitySum / subjectImages, obeyed / (double)subjectImages, leaked / (double)classImages, subjectImages, classImages);
     }
 
+    /// <summary>
+    /// The comparison the DreamBooth paper makes: the base model, DreamBooth without prior preservation, and DreamBooth
+    /// with it (each trained from the base model with <paramref name="training"/>'s settings in a session under
+    /// <paramref name="workFolder"/>).
+    /// </summary>
+    public static IReadOnlyList<DreamBenchScores> Compare(QuickstartOptions training, string workFolder, DreamBenchOptions? options = null,
+        IReadOnlyList<string>? prompts = null, IProgress<string>? progress = null, CancellationToken ct = default)
+    {
+        var results = new List<DreamBenchScores>();
+        using (var baseModel = ModelSource.Load(training.Model))
+            results.Add(Evaluate(baseModel, "base model", options, prompts, progress, ct));
+        foreach (var prior in new[] { false, true })
+        {
+            var folder = Path.Combine(workFolder, prior ? "with-prior" : "no-prior");
+            if (Directory.Exists(folder)) Directory.Delete(folder, true);
+            using var model = ModelSource.Load(training.Model);
+            Quickstart.Train(training with { PriorPreservation = prior }, model, folder, progress, null, ct);
+            results.Add(Evaluate(model, prior ? "DreamBooth + prior preservation" : "DreamBooth, no prior preservation", options, prompts, progress, ct));
+        }
+        return results;
+    }
+
     static IEnumerable<(Image<Rgb24> Image, long Seed)> Generate(StableDiffusionPipeline pipe, string prompt, DreamBenchOptions o, CancellationToken ct)
     {
         using var r = pipe.Generate(new GenerationRequest

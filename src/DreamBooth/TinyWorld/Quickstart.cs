@@ -64,35 +64,7 @@ public static class Quickstart
             Directory.Delete(sessionFolder, recursive: true); // the quickstart's own session of a previous run
         log?.Report($"loading {o.Model}");
         using var model = ModelSource.Load(o.Model);
-        int resolution = model.DefaultResolution;
-
-        var concept = new Concept { Name = DemoSubject.Identifier, Identifier = DemoSubject.Identifier, ClassNoun = DemoSubject.ClassNoun, InstancePrompt = DemoSubject.InstancePrompt, ClassPrompt = DemoSubject.ClassPrompt };
-        var session = DreamBoothSession.Create(sessionFolder, Path.GetFullPath(o.Model), [concept], new TrainingOptions
-        {
-            Resolution = resolution,
-            UnetSteps = o.Steps,
-            UnetLearningRate = o.LearningRate,
-            TextEncoderSteps = o.TextEncoderSteps,
-            TextEncoderLearningRate = o.TextEncoderLearningRate,
-            PriorPreservation = o.PriorPreservation,
-            NumClassImages = o.ClassImages,
-            ClassImageSteps = o.SampleSteps,
-            CheckpointEvery = 0,
-            KeepCheckpoints = 1,
-            Seed = o.Seed,
-        });
-        log?.Report($"session {session.Folder}");
-
-        var importer = new InstanceImageImporter(new ImportOptions { Resolution = Math.Max(64, resolution), CaptionMode = CaptionMode.InstancePrompt, InstancePrompt = DemoSubject.InstancePrompt });
-        var images = Directory.GetFiles(o.InstanceImages, "*.png").OrderBy(f => f, StringComparer.Ordinal).ToList();
-        if (images.Count == 0) throw new ModelLoadException(o.InstanceImages, "no demo-subject PNG images here");
-        var report = importer.Import(images, session.InstanceFolder(concept), cancellationToken: ct);
-        log?.Report($"imported {report.Summary.Imported} instance images ({report.Summary.Skipped} skipped)");
-        var idCheck = IdentifierCheck.Check(model.Tokenizer, DemoSubject.Identifier);
-        log?.Report($"identifier '{DemoSubject.Identifier}': {idCheck.Verdict}");
-
-        var result = new DreamBoothTrainer(session, model).Train(training, ct);
-        if (result.StoppedReason is not null) throw new InvalidOperationException(result.StoppedReason);
+        var (session, report, idCheck, result) = Train(o, model, sessionFolder, log, training, ct);
 
         var pipe = new StableDiffusionPipeline(model);
         var samplerGrid = Path.Combine(output, "sampler-x-seed.png");
@@ -138,5 +110,42 @@ public static class Quickstart
         using (var img = LineChartImage.Render("DreamBooth training loss", "step", "loss", series)) PngInfo.Save(img, chart, null);
         log?.Report($"wrote {chart}");
         return new QuickstartResult(session.Folder, samplerGrid, recontext, chart, report, idCheck, result, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// Creates the demo-subject session in <paramref name="sessionFolder"/>, imports the instance images and trains
+    /// <paramref name="model"/> in place (the steps the quickstart and the mini DreamBench share).
+    /// </summary>
+    public static (DreamBoothSession Session, ImportReport Import, IdentifierReport Identifier, TrainingResult Training) Train(
+        QuickstartOptions o, StableDiffusionModel model, string sessionFolder, IProgress<string>? log = null,
+        IProgress<TrainingProgress>? training = null, CancellationToken ct = default)
+    {
+        int resolution = model.DefaultResolution;
+        var concept = new Concept { Name = DemoSubject.Identifier, Identifier = DemoSubject.Identifier, ClassNoun = DemoSubject.ClassNoun, InstancePrompt = DemoSubject.InstancePrompt, ClassPrompt = DemoSubject.ClassPrompt };
+        var session = DreamBoothSession.Create(sessionFolder, Path.GetFullPath(o.Model), [concept], new TrainingOptions
+        {
+            Resolution = resolution,
+            UnetSteps = o.Steps,
+            UnetLearningRate = o.LearningRate,
+            TextEncoderSteps = o.TextEncoderSteps,
+            TextEncoderLearningRate = o.TextEncoderLearningRate,
+            PriorPreservation = o.PriorPreservation,
+            NumClassImages = o.ClassImages,
+            ClassImageSteps = o.SampleSteps,
+            CheckpointEvery = 0,
+            KeepCheckpoints = 1,
+            Seed = o.Seed,
+        });
+        log?.Report($"session {session.Folder}");
+        var importer = new InstanceImageImporter(new ImportOptions { Resolution = Math.Max(64, resolution), CaptionMode = CaptionMode.InstancePrompt, InstancePrompt = DemoSubject.InstancePrompt });
+        var images = Directory.GetFiles(o.InstanceImages, "*.png").OrderBy(f => f, StringComparer.Ordinal).ToList();
+        if (images.Count == 0) throw new ModelLoadException(o.InstanceImages, "no demo-subject PNG images here");
+        var report = importer.Import(images, session.InstanceFolder(concept), cancellationToken: ct);
+        log?.Report($"imported {report.Summary.Imported} instance images ({report.Summary.Skipped} skipped)");
+        var idCheck = IdentifierCheck.Check(model.Tokenizer, DemoSubject.Identifier);
+        log?.Report($"identifier '{DemoSubject.Identifier}': {idCheck.Verdict}");
+        var result = new DreamBoothTrainer(session, model).Train(training, ct);
+        if (result.StoppedReason is not null) throw new InvalidOperationException(result.StoppedReason);
+        return (session, report, idCheck, result);
     }
 }
