@@ -27,6 +27,7 @@ public static class Program
 
     public static int Main(string[] args)
     {
+        NativeEnvironment.Apply(); // before libtorch loads: OMP_WAIT_POLICY=PASSIVE unless the user set it
         using var cts = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) =>
         {
