@@ -10,6 +10,7 @@ public static class Program
         var root = new RootCommand("DreamBoothNotebooks: Stable Diffusion and DreamBooth fine-tuning on TorchSharp.");
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(ParityCommand.Create());
+        root.Subcommands.Add(TinyWorldCommand.Create());
         return Cli.Run(root, args);
     }
 }
