@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using DreamBooth.Imaging;
 using DreamBooth.Loading;
 using DreamBooth.TinyWorld;
 using DreamBooth.TinyWorld.Pretraining;
@@ -72,19 +73,49 @@ public static class TinyWorldCommand
         var cfg = new Option<double>("--cfg-scale") { Description = "Classifier-free guidance scale.", DefaultValueFactory = _ => 5.0 };
         var grid = new Option<string?>("--grid") { Description = "Write a grid PNG of the first 40 images here." };
         var classPrompt = new Option<string>("--class-prompt") { Description = "Also generate 8 images of this prompt and report how often the shape is right.", DefaultValueFactory = _ => "a diamond" };
+        var record = new Option<bool>("--record") { Description = "Write the numbers into the evaluation section of the model folder's README.md." };
         var cmd = new Command("eval", "Generate images for held-out TinyWorld captions and print background / shape / colour / position accuracy.")
         {
-            model, samples, seed, steps, cfg, grid, classPrompt,
+            model, samples, seed, steps, cfg, grid, classPrompt, record,
         };
         cmd.SetAction((pr, ct) =>
         {
             torch_threads();
             using var m = StableDiffusionModel.FromPretrained(pr.GetValue(model)!);
             var options = new TinyModelEvalOptions { Samples = pr.GetValue(samples), Seed = pr.GetValue(seed), Steps = pr.GetValue(steps), GuidanceScale = pr.GetValue(cfg) };
-            var progress = new Progress<(int Done, int Total)>(p => Cli.Err.Write($"\rgenerating {p.Done}/{p.Total}   "));
+            string vaeLine;
+            using (var rt = TinyModelEvaluation.VaeRoundTrip(m, 16, options.Seed))
+            {
+                Cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"VAE round trip of 16 held-out renders: PSNR {rt.Psnr:F1} dB, background+shape+colour kept in {rt.AttributesKept}/16"));
+                vaeLine = string.Create(CultureInfo.InvariantCulture, $"VAE round trip of 16 rendered held-out scenes: PSNR {rt.Psnr:F1} dB; background, shape and colour measured the same as in the original in {rt.AttributesKept}/16.");
+                if (pr.GetValue(grid) is { } g)
+                {
+                    var vaePath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(g)) ?? ".", Path.GetFileNameWithoutExtension(g) + "-vae.png");
+                    using var vaeGrid = rt.Grid();
+                    vaeGrid.SaveAsPng(vaePath);
+                    Cli.Out.WriteLine($"wrote {vaePath}");
+                }
+            }
             using var result = TinyModelEvaluation.Run(m, options, new SyncProgress<(int, int)>(p => Cli.Err.Write($"\rgenerating {p.Item1}/{p.Item2}   ")), ct);
             Cli.Err.WriteLine();
             var e = result.Evaluation;
+            var md = new List<string>
+            {
+                "## Evaluation",
+                "",
+                string.Create(CultureInfo.InvariantCulture, $"`dreambooth tinyworld eval --samples {e.Images} --seed {options.Seed} --steps {options.Steps} --cfg-scale {options.GuidanceScale}` ({options.Sampler}), one image per caption of the TinyWorldDataset held-out split (shape/background combinations never seen in training), measured by TinyWorldEvaluation:"),
+                "",
+                "| attribute | correct |",
+                "|---|---|",
+                $"| background | {e.Background} |",
+                $"| shape | {e.Shape} |",
+                $"| colour | {e.Color} |",
+                $"| position | {e.Position} |",
+                $"| size | {e.Size} |",
+                $"| count | {e.Count} |",
+                $"| object present | {e.ObjectPresent} |",
+                $"| everything | {e.AllObeyed} |",
+            };
             Cli.Out.WriteLine($"held-out captions: {e.Images} (steps {options.Steps}, cfg {options.GuidanceScale.ToString(CultureInfo.InvariantCulture)}, {options.Sampler})");
             Cli.Out.WriteLine($"  background {e.Background}");
             Cli.Out.WriteLine($"  shape      {e.Shape}");
@@ -100,7 +131,23 @@ public static class TinyWorldCommand
                 var items = TinyModelEvaluation.Prompt(m, prompt, 8, options.Seed, options, ct);
                 int ok = items.Count(i => i.Fidelity.Shape == true);
                 Cli.Out.WriteLine($"  \"{prompt}\": shape right in {ok}/{items.Count}");
+                md.Add("");
+                md.Add($"Class prompt \"{prompt}\": the requested shape in {ok}/{items.Count} images (seeds {options.Seed}…{options.Seed + items.Count - 1}).");
+                if (pr.GetValue(grid) is { } g2)
+                {
+                    var classPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(g2)) ?? ".", Path.GetFileNameWithoutExtension(g2) + "-class.png");
+                    using var classGrid = GridCompositor.Compose([items.Select(i => (SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>?)i.Image).ToList()], title: prompt);
+                    classGrid.SaveAsPng(classPath);
+                    Cli.Out.WriteLine($"wrote {classPath}");
+                }
                 foreach (var i in items) i.Image.Dispose();
+            }
+            md.Add("");
+            md.Add(vaeLine);
+            if (pr.GetValue(record))
+            {
+                TinyModelExport.RecordEvaluation(pr.GetValue(model)!, string.Join("\n", md));
+                Cli.Out.WriteLine($"recorded in {Path.Combine(pr.GetValue(model)!, "README.md")}");
             }
             if (pr.GetValue(grid) is { } gridPath)
             {

@@ -23,16 +23,19 @@ public sealed record PretrainOptions
     public int VaeNormGroups { get; init; } = 16;
 
     /// <summary>VAE optimiser steps.</summary>
-    public int VaeSteps { get; init; } = 500;
+    public int VaeSteps { get; init; } = 350;
 
     /// <summary>VAE images per step.</summary>
     public int VaeBatchSize { get; init; } = 16;
 
     /// <summary>VAE peak learning rate (AdamW, warm-up then cosine decay).</summary>
-    public double VaeLearningRate { get; init; } = 1e-3;
+    public double VaeLearningRate { get; init; } = 1.5e-3;
 
     /// <summary>Weight of the KL term of the VAE loss (tiny, as in SD's KL-f8 autoencoder).</summary>
     public double VaeKlWeight { get; init; } = 1e-6;
+
+    /// <summary>Extra weight of object pixels (those differing from the background) in the VAE loss.</summary>
+    public double VaeObjectWeight { get; init; } = 9.0;
 
     /// <summary>Text encoder width (= UNet cross_attention_dim).</summary>
     public int TextHiddenSize { get; init; } = 64;
@@ -56,7 +59,7 @@ public sealed record PretrainOptions
     public int UnetNormGroups { get; init; } = 32;
 
     /// <summary>Joint text-encoder + UNet optimiser steps.</summary>
-    public int UnetSteps { get; init; } = 1500;
+    public int UnetSteps { get; init; } = 1000;
 
     /// <summary>Latents per UNet step.</summary>
     public int UnetBatchSize { get; init; } = 32;
@@ -86,7 +89,7 @@ public sealed record PretrainOptions
     public double MaxGradNorm { get; init; } = 1.0;
 
     /// <summary>Write the model folder every N UNet steps (EMA weights) so a usable model exists before the end; 0 = only at the end.</summary>
-    public int SnapshotEvery { get; init; }
+    public int SnapshotEvery { get; init; } = 200;
 
     /// <summary>Intra-op threads for TorchSharp (0 keeps the current setting).</summary>
     public int Threads { get; init; } = 2;
@@ -138,6 +141,7 @@ public sealed record PretrainOptions
         Check(VaeBatchSize >= 1, nameof(VaeBatchSize), VaeBatchSize, "must be ≥ 1.");
         Check(VaeLearningRate > 0 && VaeLearningRate < 1, nameof(VaeLearningRate), VaeLearningRate, "must lie in (0, 1); 1e-3 works.");
         Check(VaeKlWeight >= 0 && VaeKlWeight < 1, nameof(VaeKlWeight), VaeKlWeight, "must lie in [0, 1); SD uses ~1e-6.");
+        Check(VaeObjectWeight >= 0, nameof(VaeObjectWeight), VaeObjectWeight, "must be ≥ 0 (0 weights all pixels alike).");
         Check(TextHiddenSize > 0 && TextHeads > 0 && TextHiddenSize % TextHeads == 0, nameof(TextHeads), TextHeads, $"must divide TextHiddenSize ({TextHiddenSize}).");
         Check(TextLayers >= 1, nameof(TextLayers), TextLayers, "must be ≥ 1.");
         Check(TextIntermediateSize >= 1, nameof(TextIntermediateSize), TextIntermediateSize, "must be ≥ 1.");

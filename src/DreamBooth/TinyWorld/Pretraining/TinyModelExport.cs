@@ -78,6 +78,72 @@ public static class TinyModelExport
         File.WriteAllText(Path.Combine(dir, "scheduler", "scheduler_config.json"), SchedulerConfigJson);
         File.WriteAllText(Path.Combine(dir, "model_index.json"), ModelIndexJson);
         File.WriteAllText(Path.Combine(dir, "recipe.json"), RecipeJson(o, r) + "\n");
+        File.WriteAllText(Path.Combine(dir, "README.md"), Readme(o, r));
+    }
+
+    /// <summary>Marker lines around the evaluation section that <see cref="RecordEvaluation"/> rewrites.</summary>
+    public const string EvalBegin = "<!-- evaluation:begin -->", EvalEnd = "<!-- evaluation:end -->";
+
+    /// <summary>The model card: what the model is, how it was made (recipe, seed, time, losses) and its licence notes.</summary>
+    public static string Readme(PretrainOptions o, PretrainResult r)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string Mb(long p) => (p * 2 / 1e6).ToString("F1", inv);
+        var lines = new List<string>
+        {
+            "# tiny-sd: the embedded tiny-world base model",
+            "",
+            "A Stable Diffusion 1.x-style model in the exact diffusers layout (`model_index.json`, `unet/`, `vae/`, `text_encoder/`,",
+            "`tokenizer/`, `scheduler/`, fp16 safetensors), built from the same classes as real SD (`UNet2DConditionModel`,",
+            "`AutoencoderKL`, `CLIPTextModel`) and trained from scratch on the synthetic TinyWorld domain (coloured shapes on",
+            "coloured backgrounds, 64×64). Load it with `StableDiffusionModel.FromPretrained(\"data/models/tiny-sd\")`.",
+            "",
+            "| component | parameters | fp16 MB | architecture |",
+            "|---|---|---|---|",
+            $"| unet | {r.Parameters["unet"].ToString("N0", inv)} | {Mb(r.Parameters["unet"])} | block_out_channels [{string.Join(", ", o.UnetChannels)}], layers_per_block 1, cross-attention on all but the last level, {o.UnetHeads} heads, 16×16×4 latents |",
+            $"| vae | {r.Parameters["vae"].ToString("N0", inv)} | {Mb(r.Parameters["vae"])} | block_out_channels [{string.Join(", ", o.VaeChannels)}] (4× downscale), 4 latent channels, scaling_factor {r.ScalingFactor.ToString("F5", inv)} |",
+            $"| text_encoder | {r.Parameters["text_encoder"].ToString("N0", inv)} | {Mb(r.Parameters["text_encoder"])} | CLIP text model, vocab 49408 (CLIP's), hidden {o.TextHiddenSize}, {o.TextLayers} layers, {o.TextHeads} heads |",
+            "",
+            "## Recipe",
+            "",
+            "Reproduce with",
+            "",
+            "```",
+            $"dreambooth tinyworld pretrain --out data/models/tiny-sd --seed {o.Seed} --vae-steps {o.VaeSteps} --unet-steps {o.UnetSteps}",
+            "```",
+            "",
+            $"1. Render {o.TrainSamples} samples of the TinyWorldDataset train split (seed {o.Seed}; {o.PartialCaptionProbability.ToString(inv)} of the captions name only some attributes, e.g. \"a diamond\"). The held-out shape/background combinations never appear.",
+            $"2. VAE: {o.VaeSteps} AdamW steps of {o.VaeBatchSize} images, lr {o.VaeLearningRate.ToString(inv)} (warm-up {o.WarmupSteps}, cosine), L1 + MSE reconstruction + {o.VaeKlWeight.ToString(inv)}·KL; then frozen, latents cached, scaling_factor = 1/std of the latents.",
+            $"3. Text encoder + UNet from scratch, jointly: {o.UnetSteps} AdamW steps of {o.UnetBatchSize} latents, lr {o.UnetLearningRate.ToString(inv)} / {o.TextLearningRate.ToString(inv)} (warm-up, cosine), ε-prediction on SD's scaled-linear schedule (0.00085–0.012, 1000 steps), caption dropout {o.CaptionDropout.ToString(inv)} (classifier-free guidance), offset noise {o.NoiseOffset.ToString(inv)}, min-SNR-γ {o.MinSnrGamma.ToString(inv)}, grad-norm clip {o.MaxGradNorm.ToString(inv)}, EMA {o.EmaDecay.ToString(inv)} (exported).",
+            "",
+            $"Outcome: final VAE loss {r.FinalVaeLoss.ToString("F4", inv)} (L1 + MSE, mean of the last 10% of steps), final UNet loss {r.FinalUnetLoss.ToString("F4", inv)} (ε-MSE, last 10%), UNet steps done {r.UnetStepsDone}/{o.UnetSteps}.",
+            $"Time: VAE stage {r.VaeSeconds.ToString("F0", inv)} s, UNet stage {r.UnetSeconds.ToString("F0", inv)} s, total {r.TotalSeconds.ToString("F0", inv)} s with {o.Threads} TorchSharp CPU threads. `recipe.json` holds every option.",
+            "",
+            EvalBegin,
+            "## Evaluation",
+            "",
+            "Not recorded yet: run `dreambooth tinyworld eval --model data/models/tiny-sd --record`.",
+            EvalEnd,
+            "",
+            "## Licences",
+            "",
+            "The weights were trained here from random initialisation on synthetic data and are part of this repository.",
+            "`tokenizer/vocab.json` and `tokenizer/merges.txt` are CLIP's vocabulary (MIT, © 2021 OpenAI): see `tokenizer/LICENSE-NOTE.md`.",
+            "",
+        };
+        return string.Join("\n", lines);
+    }
+
+    /// <summary>Replaces the evaluation section of the model folder's README.md with <paramref name="markdown"/>.</summary>
+    public static void RecordEvaluation(string folder, string markdown)
+    {
+        var path = Path.Combine(folder, "README.md");
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path} not found: --record needs the README.md that `tinyworld pretrain` writes", path);
+        var text = File.ReadAllText(path);
+        int a = text.IndexOf(EvalBegin, StringComparison.Ordinal), b = text.IndexOf(EvalEnd, StringComparison.Ordinal);
+        if (a < 0 || b < a) throw new InvalidDataException($"{path} has no {EvalBegin} … {EvalEnd} section to replace");
+        var updated = text[..(a + EvalBegin.Length)] + "\n" + markdown.TrimEnd() + "\n" + text[b..];
+        AtomicFile.WriteAllText(path, updated);
     }
 
     /// <summary>Saves a module's state dict with floating tensors converted to float16 (integer buffers unchanged).</summary>
