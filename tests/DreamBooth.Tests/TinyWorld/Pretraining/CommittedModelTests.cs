@@ -10,6 +10,7 @@ using Xunit.Abstractions;
 namespace DreamBooth.Tests.TinyWorld.Pretraining;
 
 /// <summary>The committed base model data/models/tiny-sd: layout, size, loading, generation and a quick held-out evaluation.</summary>
+[Collection(PretrainingCollection.Name)]
 public class CommittedModelTests(ITestOutputHelper output)
 {
     static string Folder => Path.Combine(TestPaths.RepoRoot, "data", "models", "tiny-sd");

@@ -8,6 +8,7 @@ using TorchSharp;
 
 namespace DreamBooth.Tests.TinyWorld.Pretraining;
 
+[Collection(PretrainingCollection.Name)]
 public class TinyWorldPretrainingTests
 {
     static PretrainOptions Tiny => PretrainOptions.Tiny with { TokenizerFolder = TestPaths.ParityPath("tokenizer"), Threads = 0 };
