@@ -73,16 +73,17 @@ public static class TinyWorldCommand
         var cfg = new Option<double>("--cfg-scale") { Description = "Classifier-free guidance scale.", DefaultValueFactory = _ => 5.0 };
         var grid = new Option<string?>("--grid") { Description = "Write a grid PNG of the first 40 images here." };
         var classPrompt = new Option<string>("--class-prompt") { Description = "Also generate 8 images of this prompt and report how often the shape is right.", DefaultValueFactory = _ => "a diamond" };
+        var split = new Option<TinyWorldSplit>("--split") { Description = "Caption split: HeldOut (combinations never trained on) or Train.", DefaultValueFactory = _ => TinyWorldSplit.HeldOut };
         var record = new Option<bool>("--record") { Description = "Write the numbers into the evaluation section of the model folder's README.md." };
         var cmd = new Command("eval", "Generate images for held-out TinyWorld captions and print background / shape / colour / position accuracy.")
         {
-            model, samples, seed, steps, cfg, grid, classPrompt, record,
+            model, samples, seed, steps, cfg, grid, classPrompt, split, record,
         };
         cmd.SetAction((pr, ct) =>
         {
             torch_threads();
             using var m = StableDiffusionModel.FromPretrained(pr.GetValue(model)!);
-            var options = new TinyModelEvalOptions { Samples = pr.GetValue(samples), Seed = pr.GetValue(seed), Steps = pr.GetValue(steps), GuidanceScale = pr.GetValue(cfg) };
+            var options = new TinyModelEvalOptions { Samples = pr.GetValue(samples), Seed = pr.GetValue(seed), Steps = pr.GetValue(steps), GuidanceScale = pr.GetValue(cfg), Split = pr.GetValue(split) };
             string vaeLine;
             using (var rt = TinyModelEvaluation.VaeRoundTrip(m, 16, options.Seed))
             {
@@ -103,7 +104,7 @@ public static class TinyWorldCommand
             {
                 "## Evaluation",
                 "",
-                string.Create(CultureInfo.InvariantCulture, $"`dreambooth tinyworld eval --samples {e.Images} --seed {options.Seed} --steps {options.Steps} --cfg-scale {options.GuidanceScale}` ({options.Sampler}), one image per caption of the TinyWorldDataset held-out split (shape/background combinations never seen in training), measured by TinyWorldEvaluation:"),
+                string.Create(CultureInfo.InvariantCulture, $"`dreambooth tinyworld eval --samples {e.Images} --seed {options.Seed} --steps {options.Steps} --cfg-scale {options.GuidanceScale}` ({options.Sampler}), one image per caption of the TinyWorldDataset {options.Split} split (HeldOut: shape/background combinations never seen in training), measured by TinyWorldEvaluation:"),
                 "",
                 "| attribute | correct |",
                 "|---|---|",
@@ -116,7 +117,7 @@ public static class TinyWorldCommand
                 $"| object present | {e.ObjectPresent} |",
                 $"| everything | {e.AllObeyed} |",
             };
-            Cli.Out.WriteLine($"held-out captions: {e.Images} (steps {options.Steps}, cfg {options.GuidanceScale.ToString(CultureInfo.InvariantCulture)}, {options.Sampler})");
+            Cli.Out.WriteLine($"{options.Split} captions: {e.Images} (steps {options.Steps}, cfg {options.GuidanceScale.ToString(CultureInfo.InvariantCulture)}, {options.Sampler})");
             Cli.Out.WriteLine($"  background {e.Background}");
             Cli.Out.WriteLine($"  shape      {e.Shape}");
             Cli.Out.WriteLine($"  colour     {e.Color}");
