@@ -21,10 +21,26 @@ internal static class Layers
         nn.Linear(cin, cout, hasBias: bias, device: p.Device, dtype: p.DType);
 
     public static GroupNorm GroupNorm(ModelPlacement p, long groups, long channels, double eps) =>
-        nn.GroupNorm(groups, channels, eps, affine: true, device: p.Device, dtype: p.DType);
+        ResetAffine(nn.GroupNorm(groups, channels, eps, affine: true, device: p.Device, dtype: p.DType), p);
 
     public static LayerNorm LayerNorm(ModelPlacement p, long dim, double eps) =>
-        nn.LayerNorm(dim, eps, elementwise_affine: true, bias: true, device: p.Device, dtype: p.DType);
+        ResetAffine(nn.LayerNorm(dim, eps, elementwise_affine: true, bias: true, device: p.Device, dtype: p.DType), p);
+
+    /// <summary>
+    /// TorchSharp leaves norm weights uninitialised when a device and dtype are given; set PyTorch's defaults
+    /// (weight 1, bias 0) so a model trained from scratch starts sane (the meta device holds no data).
+    /// </summary>
+    static T ResetAffine<T>(T norm, ModelPlacement p) where T : nn.Module
+    {
+        if (p.Device.type == DeviceType.META) return norm;
+        using var _ = torch.no_grad();
+        foreach (var (name, param) in norm.named_parameters())
+        {
+            if (name == "weight") param.fill_(1.0);
+            else if (name == "bias") param.zero_();
+        }
+        return norm;
+    }
 
     public static Embedding Embedding(ModelPlacement p, long num, long dim) =>
         nn.Embedding(num, dim, device: p.Device, dtype: p.DType);

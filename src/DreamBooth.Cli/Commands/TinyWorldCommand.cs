@@ -1,0 +1,213 @@
+using System.CommandLine;
+using System.Globalization;
+using DreamBooth.Imaging;
+using DreamBooth.Loading;
+using DreamBooth.TinyWorld;
+using DreamBooth.TinyWorld.Pretraining;
+using SixLabors.ImageSharp;
+
+namespace DreamBooth.Cli.Commands;
+
+/// <summary><c>dreambooth tinyworld pretrain|eval</c>: the recipe that trains the embedded tiny model, and its evaluation.</summary>
+public static class TinyWorldCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("tinyworld", "Train and evaluate the tiny-world base model (data/models/tiny-sd).");
+        cmd.Subcommands.Add(Pretrain());
+        cmd.Subcommands.Add(Eval());
+        cmd.Subcommands.Add(DreamBenchCommand.Create());
+        return cmd;
+    }
+
+    static Command Pretrain()
+    {
+        var output = new Option<string>("--out") { Description = "Folder to write the diffusers model to (replaced atomically).", Required = true };
+        var seed = new Option<int?>("--seed") { Description = "Seed of data, initialisation and training (default 1234)." };
+        var vaeSteps = new Option<int?>("--vae-steps") { Description = "VAE optimiser steps." };
+        var vaeFrom = new Option<string?>("--vae-from") { Description = "Reuse the VAE of this model folder instead of training one." };
+        var unetSteps = new Option<int?>("--unet-steps") { Description = "Joint text-encoder + UNet optimiser steps." };
+        var samples = new Option<int?>("--samples") { Description = "Rendered training samples." };
+        var threads = new Option<int?>("--threads") { Description = "TorchSharp intra-op threads (default 2)." };
+        var unetChannels = new Option<string?>("--unet-channels") { Description = "UNet widths per level, comma-separated (default 64,128,128)." };
+        var unetBatch = new Option<int?>("--unet-batch") { Description = "Latents per UNet step." };
+        var snapshot = new Option<int?>("--snapshot-every") { Description = "Write the model folder every N UNet steps (0 = only at the end)." };
+        var quick = new Option<bool>("--quick") { Description = "A few-minute smoke recipe (the model it makes is not good)." };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Folder with CLIP's vocab.json + merges.txt (default: data/models/tiny-sd/tokenizer of this repository)." };
+        var cmd = new Command("pretrain", "Train the tiny VAE, text encoder and UNet on TinyWorld and write a diffusers folder.")
+        {
+            output, seed, vaeSteps, vaeFrom, unetSteps, samples, threads, unetChannels, unetBatch, snapshot, quick, tokenizer,
+        };
+        cmd.SetAction((pr, ct) =>
+        {
+            var o = pr.GetValue(quick) ? PretrainOptions.Quick : new PretrainOptions();
+            var tok = pr.GetValue(tokenizer) ?? FindDefaultTokenizer();
+            o = o with
+            {
+                TokenizerFolder = tok,
+                Seed = pr.GetValue(seed) ?? o.Seed,
+                VaeSteps = pr.GetValue(vaeSteps) ?? o.VaeSteps,
+                VaeFrom = pr.GetValue(vaeFrom) is { } vf ? Path.GetFullPath(vf) : null,
+                UnetSteps = pr.GetValue(unetSteps) ?? o.UnetSteps,
+                TrainSamples = pr.GetValue(samples) ?? o.TrainSamples,
+                Threads = pr.GetValue(threads) ?? o.Threads,
+                UnetBatchSize = pr.GetValue(unetBatch) ?? o.UnetBatchSize,
+                SnapshotEvery = pr.GetValue(snapshot) ?? o.SnapshotEvery,
+                UnetChannels = pr.GetValue(unetChannels) is { } uc ? ParseInts(uc, "--unet-channels") : o.UnetChannels,
+            };
+            var progress = new ConsoleProgress();
+            var result = TinyWorldPretraining.Run(o, pr.GetValue(output)!, progress, ct);
+            progress.Done();
+            Cli.Out.WriteLine($"wrote {result.Folder}");
+            Cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"final VAE loss {result.FinalVaeLoss:F4}, final UNet loss {result.FinalUnetLoss:F4}, scaling factor {result.ScalingFactor:F4}, {result.TotalSeconds:F0} s"));
+            Cli.Out.WriteLine("parameters: " + string.Join(", ", result.Parameters.Select(kv => $"{kv.Key} {kv.Value:N0}")));
+            return Task.FromResult(0);
+        });
+        return cmd;
+    }
+
+    static Command Eval()
+    {
+        var model = new Option<string>("--model") { Description = "A diffusers model folder (e.g. data/models/tiny-sd).", Required = true };
+        var samples = new Option<int>("--samples") { Description = "Held-out captions to generate (one image each).", DefaultValueFactory = _ => 100 };
+        var seed = new Option<int>("--seed") { Description = "Seed of captions and images.", DefaultValueFactory = _ => 777 };
+        var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 20 };
+        var cfg = new Option<double>("--cfg-scale") { Description = "Classifier-free guidance scale.", DefaultValueFactory = _ => 5.0 };
+        var grid = new Option<string?>("--grid") { Description = "Write a grid PNG of the first 40 images here." };
+        var classPrompt = new Option<string>("--class-prompt") { Description = "Also generate 8 images of this prompt and report how often the shape is right.", DefaultValueFactory = _ => "a diamond" };
+        var split = new Option<TinyWorldSplit>("--split") { Description = "Caption split: HeldOut (combinations never trained on) or Train.", DefaultValueFactory = _ => TinyWorldSplit.HeldOut };
+        var record = new Option<bool>("--record") { Description = "Write the numbers into the evaluation section of the model folder's README.md." };
+        var cmd = new Command("eval", "Generate images for held-out TinyWorld captions and print background / shape / colour / position accuracy.")
+        {
+            model, samples, seed, steps, cfg, grid, classPrompt, split, record,
+        };
+        cmd.SetAction((pr, ct) =>
+        {
+            torch_threads();
+            using var m = StableDiffusionModel.FromPretrained(pr.GetValue(model)!);
+            var options = new TinyModelEvalOptions { Samples = pr.GetValue(samples), Seed = pr.GetValue(seed), Steps = pr.GetValue(steps), GuidanceScale = pr.GetValue(cfg), Split = pr.GetValue(split) };
+            string vaeLine;
+            using (var rt = TinyModelEvaluation.VaeRoundTrip(m, 16, options.Seed))
+            {
+                Cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"VAE round trip of 16 held-out renders: PSNR {rt.Psnr:F1} dB, background+shape+colour kept in {rt.AttributesKept}/16"));
+                vaeLine = string.Create(CultureInfo.InvariantCulture, $"VAE round trip of 16 rendered held-out scenes: PSNR {rt.Psnr:F1} dB; background, shape and colour measured the same as in the original in {rt.AttributesKept}/16.");
+                if (pr.GetValue(grid) is { } g)
+                {
+                    var vaePath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(g)) ?? ".", Path.GetFileNameWithoutExtension(g) + "-vae.png");
+                    using var vaeGrid = rt.Grid();
+                    vaeGrid.SaveAsPng(vaePath);
+                    Cli.Out.WriteLine($"wrote {vaePath}");
+                }
+            }
+            using var result = TinyModelEvaluation.Run(m, options, new SyncProgress<(int, int)>(p => Cli.Err.Write($"\rgenerating {p.Item1}/{p.Item2}   ")), ct);
+            Cli.Err.WriteLine();
+            var e = result.Evaluation;
+            var md = new List<string>
+            {
+                "## Evaluation",
+                "",
+                string.Create(CultureInfo.InvariantCulture, $"`dreambooth tinyworld eval --samples {e.Images} --seed {options.Seed} --steps {options.Steps} --cfg-scale {options.GuidanceScale}` ({options.Sampler}), one image per caption of the TinyWorldDataset {options.Split} split (HeldOut: shape/background combinations never seen in training), measured by TinyWorldEvaluation:"),
+                "",
+                "| attribute | correct |",
+                "|---|---|",
+                $"| background | {e.Background} |",
+                $"| shape | {e.Shape} |",
+                $"| colour | {e.Color} |",
+                $"| position | {e.Position} |",
+                $"| size | {e.Size} |",
+                $"| count | {e.Count} |",
+                $"| object present | {e.ObjectPresent} |",
+                $"| everything | {e.AllObeyed} |",
+            };
+            Cli.Out.WriteLine($"{options.Split} captions: {e.Images} (steps {options.Steps}, cfg {options.GuidanceScale.ToString(CultureInfo.InvariantCulture)}, {options.Sampler})");
+            Cli.Out.WriteLine($"  background {e.Background}");
+            Cli.Out.WriteLine($"  shape      {e.Shape}");
+            Cli.Out.WriteLine($"  colour     {e.Color}");
+            Cli.Out.WriteLine($"  position   {e.Position}");
+            Cli.Out.WriteLine($"  size       {e.Size}");
+            Cli.Out.WriteLine($"  count      {e.Count}");
+            Cli.Out.WriteLine($"  present    {e.ObjectPresent}");
+            Cli.Out.WriteLine($"  all        {e.AllObeyed}");
+            var prompt = pr.GetValue(classPrompt);
+            if (!string.IsNullOrWhiteSpace(prompt))
+            {
+                var items = TinyModelEvaluation.Prompt(m, prompt, 8, options.Seed, options, ct);
+                int ok = items.Count(i => i.Fidelity.Shape == true);
+                Cli.Out.WriteLine($"  \"{prompt}\": shape right in {ok}/{items.Count}");
+                md.Add("");
+                md.Add($"Class prompt \"{prompt}\": the requested shape in {ok}/{items.Count} images (seeds {options.Seed}…{options.Seed + items.Count - 1}).");
+                if (pr.GetValue(grid) is { } g2)
+                {
+                    var classPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(g2)) ?? ".", Path.GetFileNameWithoutExtension(g2) + "-class.png");
+                    using var classGrid = GridCompositor.Compose([items.Select(i => (SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>?)i.Image).ToList()], title: prompt);
+                    classGrid.SaveAsPng(classPath);
+                    Cli.Out.WriteLine($"wrote {classPath}");
+                }
+                foreach (var i in items) i.Image.Dispose();
+            }
+            md.Add("");
+            md.Add(vaeLine);
+            if (pr.GetValue(record))
+            {
+                TinyModelExport.RecordEvaluation(pr.GetValue(model)!, string.Join("\n", md));
+                Cli.Out.WriteLine($"recorded in {Path.Combine(pr.GetValue(model)!, "README.md")}");
+            }
+            if (pr.GetValue(grid) is { } gridPath)
+            {
+                using var img = result.Grid();
+                img.SaveAsPng(gridPath);
+                Cli.Out.WriteLine($"wrote {gridPath}");
+            }
+            return Task.FromResult(0);
+        });
+        return cmd;
+    }
+
+    static int[] ParseInts(string text, string option)
+    {
+        try { return text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray(); }
+        catch (FormatException) { throw new CliException($"{option} '{text}' is not a comma-separated list of integers (e.g. 64,128,128)"); }
+    }
+
+    static void torch_threads() => TorchSharp.torch.set_num_threads(2);
+
+    /// <summary>data/models/tiny-sd/tokenizer found upward from the current folder.</summary>
+    static string FindDefaultTokenizer()
+    {
+        for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
+        {
+            var p = Path.Combine(dir.FullName, "data", "models", "tiny-sd", "tokenizer");
+            if (File.Exists(Path.Combine(p, "vocab.json"))) return p;
+        }
+        throw new CliException("no tokenizer folder given and data/models/tiny-sd/tokenizer was not found above the current folder: pass --tokenizer <folder with vocab.json and merges.txt>");
+    }
+
+    /// <summary>Reports synchronously on the calling thread (System.Progress would post to the thread pool).</summary>
+    sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+
+    /// <summary>One console line updated in place per stage.</summary>
+    sealed class ConsoleProgress : IProgress<PretrainProgress>
+    {
+        PretrainStage? last;
+        DateTime lastWrite;
+
+        public void Report(PretrainProgress p)
+        {
+            var now = DateTime.UtcNow;
+            bool stageChanged = last != p.Stage;
+            if (!stageChanged && p.Step != p.Total && (now - lastWrite).TotalSeconds < 1) return;
+            if (stageChanged && last is not null) Cli.Err.WriteLine();
+            last = p.Stage;
+            lastWrite = now;
+            var loss = double.IsNaN(p.Loss) ? "" : string.Create(CultureInfo.InvariantCulture, $"  loss {p.Loss:F4}");
+            var rate = p.Step > 0 ? "" : "";
+            Cli.Err.Write(string.Create(CultureInfo.InvariantCulture, $"\r{p.Stage,-8} {p.Step,6}/{p.Total,-6}{loss}  {p.Elapsed:hh\\:mm\\:ss}{rate}   "));
+        }
+
+        public void Done() => Cli.Err.WriteLine();
+    }
+}

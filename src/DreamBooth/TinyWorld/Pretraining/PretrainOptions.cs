@@ -1,0 +1,190 @@
+namespace DreamBooth.TinyWorld.Pretraining;
+
+/// <summary>
+/// The recipe of the tiny-world base model: data, architecture sizes and optimisation settings for the VAE stage and
+/// the joint text-encoder + UNet stage. Every field is recorded in the output's <c>recipe.json</c>; the same options
+/// and seed reproduce the same model on the same machine/backend.
+/// </summary>
+public sealed record PretrainOptions
+{
+    /// <summary>Seed of the dataset, of the weight initialisation and of every random draw in training.</summary>
+    public int Seed { get; init; } = 1234;
+
+    /// <summary>Number of rendered training samples (TinyWorldDataset train split; held-out combinations never appear).</summary>
+    public int TrainSamples { get; init; } = 4096;
+
+    /// <summary>Probability that a training caption names only some attributes (teaches short prompts like "a diamond").</summary>
+    public double PartialCaptionProbability { get; init; } = 0.3;
+
+    /// <summary>VAE encoder/decoder widths per level (3 levels = 4× downscale: 64×64 images → 16×16 latents).</summary>
+    public int[] VaeChannels { get; init; } = [32, 64, 64];
+
+    /// <summary>GroupNorm groups of the VAE (must divide every VAE width).</summary>
+    public int VaeNormGroups { get; init; } = 16;
+
+    /// <summary>Reuse the VAE of this model folder instead of training one (the VAE stage is deterministic for a seed).</summary>
+    public string? VaeFrom { get; init; }
+
+    /// <summary>VAE optimiser steps.</summary>
+    public int VaeSteps { get; init; } = 350;
+
+    /// <summary>VAE images per step.</summary>
+    public int VaeBatchSize { get; init; } = 16;
+
+    /// <summary>VAE peak learning rate (AdamW, warm-up then cosine decay).</summary>
+    public double VaeLearningRate { get; init; } = 1.5e-3;
+
+    /// <summary>Weight of the KL term of the VAE loss (tiny, as in SD's KL-f8 autoencoder).</summary>
+    public double VaeKlWeight { get; init; } = 1e-6;
+
+    /// <summary>Extra weight of object pixels (those differing from the background) in the VAE loss.</summary>
+    public double VaeObjectWeight { get; init; } = 9.0;
+
+    /// <summary>Text encoder width (= UNet cross_attention_dim).</summary>
+    public int TextHiddenSize { get; init; } = 64;
+
+    /// <summary>Text encoder transformer layers.</summary>
+    public int TextLayers { get; init; } = 2;
+
+    /// <summary>Text encoder attention heads (must divide <see cref="TextHiddenSize"/>).</summary>
+    public int TextHeads { get; init; } = 4;
+
+    /// <summary>Text encoder MLP width.</summary>
+    public int TextIntermediateSize { get; init; } = 256;
+
+    /// <summary>UNet widths per level; the last level has no attention (SD's layout: cross-attention blocks first).</summary>
+    public int[] UnetChannels { get; init; } = [64, 128, 128];
+
+    /// <summary>UNet attention heads per block (diffusers' legacy <c>attention_head_dim</c>, a head count).</summary>
+    public int UnetHeads { get; init; } = 4;
+
+    /// <summary>GroupNorm groups of the UNet.</summary>
+    public int UnetNormGroups { get; init; } = 32;
+
+    /// <summary>Joint text-encoder + UNet optimiser steps.</summary>
+    public int UnetSteps { get; init; } = 1000;
+
+    /// <summary>Latents per UNet step.</summary>
+    public int UnetBatchSize { get; init; } = 32;
+
+    /// <summary>UNet peak learning rate (AdamW, warm-up then cosine decay).</summary>
+    public double UnetLearningRate { get; init; } = 8e-4;
+
+    /// <summary>Text-encoder peak learning rate.</summary>
+    public double TextLearningRate { get; init; } = 1.5e-3;
+
+    /// <summary>Warm-up steps of both stages' schedules.</summary>
+    public int WarmupSteps { get; init; } = 50;
+
+    /// <summary>Probability of training on the empty prompt (classifier-free guidance, Ho &amp; Salimans 2022).</summary>
+    public double CaptionDropout { get; init; } = 0.1;
+
+    /// <summary>Offset noise (per-channel constant noise added to ε): lets the model move an image's mean colour.</summary>
+    public double NoiseOffset { get; init; } = 0.05;
+
+    /// <summary>Min-SNR-γ loss weighting (Hang et al. 2023); 0 turns it off.</summary>
+    public double MinSnrGamma { get; init; } = 5.0;
+
+    /// <summary>Exponential moving average decay of the UNet/text-encoder weights that are exported; 0 exports the raw weights.</summary>
+    public double EmaDecay { get; init; } = 0.995;
+
+    /// <summary>Gradient clipping by global norm.</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+
+    /// <summary>Write the model folder every N UNet steps (EMA weights) so a usable model exists before the end; 0 = only at the end.</summary>
+    public int SnapshotEvery { get; init; } = 200;
+
+    /// <summary>Intra-op threads for TorchSharp (0 keeps the current setting).</summary>
+    public int Threads { get; init; } = 2;
+
+    /// <summary>Folder with the CLIP vocab.json + merges.txt (and optionally tokenizer_config.json, special_tokens_map.json) copied into tokenizer/.</summary>
+    public string? TokenizerFolder { get; init; }
+
+    /// <summary>A few-minute recipe for smoke runs (small data, few steps); the model it makes is not good.</summary>
+    public static PretrainOptions Quick { get; } = new()
+    {
+        TrainSamples = 256,
+        VaeSteps = 60,
+        UnetSteps = 100,
+        WarmupSteps = 10,
+    };
+
+    /// <summary>Seconds-long settings with very small widths, for tests.</summary>
+    public static PretrainOptions Tiny { get; } = new()
+    {
+        TrainSamples = 16,
+        VaeChannels = [8, 16, 16],
+        VaeNormGroups = 8,
+        VaeSteps = 2,
+        VaeBatchSize = 4,
+        TextHiddenSize = 16,
+        TextLayers = 1,
+        TextHeads = 2,
+        TextIntermediateSize = 32,
+        UnetChannels = [16, 32, 32],
+        UnetHeads = 2,
+        UnetNormGroups = 8,
+        UnetSteps = 3,
+        UnetBatchSize = 4,
+        WarmupSteps = 1,
+    };
+
+    /// <summary>Throws with the offending option's name and the fix.</summary>
+    public void Validate()
+    {
+        static void Check(bool ok, string name, object value, string fix)
+        {
+            if (!ok) throw new ArgumentOutOfRangeException(name, value, $"PretrainOptions.{name}: {fix}");
+        }
+        Check(TrainSamples >= 1, nameof(TrainSamples), TrainSamples, "must be ≥ 1 (a few thousand are plenty).");
+        Check(PartialCaptionProbability is >= 0 and <= 1, nameof(PartialCaptionProbability), PartialCaptionProbability, "must lie in [0, 1].");
+        Check(VaeChannels is { Length: 3 } && VaeChannels.All(c => c > 0), nameof(VaeChannels), VaeChannels?.Length ?? 0, "needs exactly 3 positive widths (64×64 images → 16×16 latents).");
+        Check(VaeNormGroups > 0 && VaeChannels!.All(c => c % VaeNormGroups == 0), nameof(VaeNormGroups), VaeNormGroups, "must divide every VaeChannels entry.");
+        Check(VaeSteps >= 0, nameof(VaeSteps), VaeSteps, "must be ≥ 0.");
+        Check(VaeBatchSize >= 1, nameof(VaeBatchSize), VaeBatchSize, "must be ≥ 1.");
+        Check(VaeLearningRate > 0 && VaeLearningRate < 1, nameof(VaeLearningRate), VaeLearningRate, "must lie in (0, 1); 1e-3 works.");
+        Check(VaeKlWeight >= 0 && VaeKlWeight < 1, nameof(VaeKlWeight), VaeKlWeight, "must lie in [0, 1); SD uses ~1e-6.");
+        Check(VaeObjectWeight >= 0, nameof(VaeObjectWeight), VaeObjectWeight, "must be ≥ 0 (0 weights all pixels alike).");
+        Check(TextHiddenSize > 0 && TextHeads > 0 && TextHiddenSize % TextHeads == 0, nameof(TextHeads), TextHeads, $"must divide TextHiddenSize ({TextHiddenSize}).");
+        Check(TextLayers >= 1, nameof(TextLayers), TextLayers, "must be ≥ 1.");
+        Check(TextIntermediateSize >= 1, nameof(TextIntermediateSize), TextIntermediateSize, "must be ≥ 1.");
+        Check(UnetChannels is { Length: >= 2 } && UnetChannels.All(c => c > 0), nameof(UnetChannels), UnetChannels?.Length ?? 0, "needs at least 2 positive widths.");
+        Check(UnetHeads > 0 && UnetChannels!.All(c => c % UnetHeads == 0), nameof(UnetHeads), UnetHeads, "must divide every UnetChannels entry.");
+        Check(UnetNormGroups > 0 && UnetChannels!.All(c => c % UnetNormGroups == 0), nameof(UnetNormGroups), UnetNormGroups, "must divide every UnetChannels entry.");
+        Check(UnetSteps >= 1, nameof(UnetSteps), UnetSteps, "must be ≥ 1.");
+        Check(UnetBatchSize >= 1, nameof(UnetBatchSize), UnetBatchSize, "must be ≥ 1.");
+        Check(UnetLearningRate > 0 && UnetLearningRate < 1, nameof(UnetLearningRate), UnetLearningRate, "must lie in (0, 1).");
+        Check(TextLearningRate > 0 && TextLearningRate < 1, nameof(TextLearningRate), TextLearningRate, "must lie in (0, 1).");
+        Check(WarmupSteps >= 0, nameof(WarmupSteps), WarmupSteps, "must be ≥ 0.");
+        Check(CaptionDropout is >= 0 and < 1, nameof(CaptionDropout), CaptionDropout, "must lie in [0, 1); 0.1 enables classifier-free guidance.");
+        Check(NoiseOffset is >= 0 and <= 1, nameof(NoiseOffset), NoiseOffset, "must lie in [0, 1].");
+        Check(MinSnrGamma >= 0, nameof(MinSnrGamma), MinSnrGamma, "must be ≥ 0 (0 = off, 5 is the paper's value).");
+        Check(EmaDecay is >= 0 and < 1, nameof(EmaDecay), EmaDecay, "must lie in [0, 1).");
+        Check(MaxGradNorm > 0, nameof(MaxGradNorm), MaxGradNorm, "must be > 0.");
+        Check(SnapshotEvery >= 0, nameof(SnapshotEvery), SnapshotEvery, "must be ≥ 0 (0 = no intermediate snapshots).");
+        Check(Threads >= 0, nameof(Threads), Threads, "must be ≥ 0 (0 keeps TorchSharp's setting).");
+        if (string.IsNullOrWhiteSpace(TokenizerFolder))
+            throw new ArgumentException("PretrainOptions.TokenizerFolder is not set: give a folder holding CLIP's vocab.json and merges.txt (e.g. data/models/tiny-sd/tokenizer).", nameof(TokenizerFolder));
+        foreach (var f in new[] { "vocab.json", "merges.txt" })
+            if (!File.Exists(Path.Combine(TokenizerFolder, f)))
+                throw new ArgumentException($"PretrainOptions.TokenizerFolder '{TokenizerFolder}' has no {f}: give a folder holding CLIP's vocab.json and merges.txt (e.g. data/models/tiny-sd/tokenizer).", nameof(TokenizerFolder));
+    }
+}
+
+/// <summary>Which stage a progress report belongs to.</summary>
+public enum PretrainStage
+{
+    /// <summary>Rendering the training images.</summary>
+    Render,
+    /// <summary>Training the autoencoder.</summary>
+    Vae,
+    /// <summary>Encoding the training set to cached latents.</summary>
+    Latents,
+    /// <summary>Training text encoder and UNet jointly.</summary>
+    Unet,
+    /// <summary>Writing the diffusers folder.</summary>
+    Export,
+}
+
+/// <summary>One progress report: stage, step within it, its total, the running loss (NaN when none) and elapsed time.</summary>
+public sealed record PretrainProgress(PretrainStage Stage, int Step, int Total, double Loss, TimeSpan Elapsed);

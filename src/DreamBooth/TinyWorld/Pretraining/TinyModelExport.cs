@@ -1,0 +1,344 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DreamBooth.Loading;
+using DreamBooth.Models.Clip;
+using DreamBooth.Models.Common;
+using DreamBooth.Models.Unet;
+using DreamBooth.Models.Vae;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DreamBooth.TinyWorld.Pretraining;
+
+/// <summary>
+/// Writes a trained tiny model as a diffusers Stable Diffusion folder: <c>model_index.json</c>, <c>unet/</c>, <c>vae/</c>,
+/// <c>text_encoder/</c> (config.json + fp16 safetensors with the exact diffusers / transformers key names),
+/// <c>tokenizer/</c> (CLIP's vocabulary), <c>scheduler/</c> (SD 1.x PNDM config), plus <c>recipe.json</c> and a README.
+/// The folder appears atomically: it is written beside the target and renamed into place.
+/// </summary>
+public static class TinyModelExport
+{
+    /// <summary>Diffusers version string written into the configs (the layout matches diffusers 0.27).</summary>
+    public const string DiffusersVersion = "0.27.2";
+
+    /// <summary>Writes the folder (replacing an existing one only after the new one is complete).</summary>
+    public static void Write(string folder, UNet2DConditionModel unet, AutoencoderKL vae, ClipTextModel textEncoder,
+        PretrainOptions options, PretrainResult result)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        folder = Path.GetFullPath(folder);
+        var parent = Path.GetDirectoryName(folder) ?? throw new ArgumentException($"'{folder}' has no parent folder", nameof(folder));
+        Directory.CreateDirectory(parent);
+        var tmp = Path.Combine(parent, $".{Path.GetFileName(folder)}.tmp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            WriteContents(tmp, unet, vae, textEncoder, options, result);
+            string? old = null;
+            if (Directory.Exists(folder))
+            {
+                old = Path.Combine(parent, $".{Path.GetFileName(folder)}.old-{Guid.NewGuid():N}");
+                Directory.Move(folder, old);
+            }
+            Directory.Move(tmp, folder);
+            if (old is not null) Directory.Delete(old, recursive: true);
+        }
+        catch
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
+            throw;
+        }
+    }
+
+    static void WriteContents(string dir, UNet2DConditionModel unet, AutoencoderKL vae, ClipTextModel te, PretrainOptions o, PretrainResult r)
+    {
+        var meta = new Dictionary<string, string> { ["format"] = "pt" };
+        Directory.CreateDirectory(Path.Combine(dir, "unet"));
+        ConfigJson.Write(Path.Combine(dir, "unet", "config.json"), unet.Config);
+        SaveHalf(Path.Combine(dir, "unet", "diffusion_pytorch_model.safetensors"), unet, meta);
+
+        Directory.CreateDirectory(Path.Combine(dir, "vae"));
+        ConfigJson.Write(Path.Combine(dir, "vae", "config.json"), vae.Config with { ScalingFactor = Math.Round(r.ScalingFactor, 5) });
+        SaveHalf(Path.Combine(dir, "vae", "diffusion_pytorch_model.safetensors"), vae, meta);
+
+        Directory.CreateDirectory(Path.Combine(dir, "text_encoder"));
+        ConfigJson.Write(Path.Combine(dir, "text_encoder", "config.json"), te.Config);
+        SaveHalf(Path.Combine(dir, "text_encoder", "model.safetensors"), te, meta);
+
+        var tok = Path.Combine(dir, "tokenizer");
+        Directory.CreateDirectory(tok);
+        File.Copy(Path.Combine(o.TokenizerFolder!, "vocab.json"), Path.Combine(tok, "vocab.json"));
+        File.Copy(Path.Combine(o.TokenizerFolder!, "merges.txt"), Path.Combine(tok, "merges.txt"));
+        File.WriteAllText(Path.Combine(tok, "tokenizer_config.json"), TokenizerConfigJson);
+        File.WriteAllText(Path.Combine(tok, "special_tokens_map.json"), SpecialTokensMapJson);
+        File.WriteAllText(Path.Combine(tok, "LICENSE-NOTE.md"), LicenseNote);
+
+        Directory.CreateDirectory(Path.Combine(dir, "scheduler"));
+        File.WriteAllText(Path.Combine(dir, "scheduler", "scheduler_config.json"), SchedulerConfigJson);
+        File.WriteAllText(Path.Combine(dir, "model_index.json"), ModelIndexJson);
+        File.WriteAllText(Path.Combine(dir, "recipe.json"), RecipeJson(o, r) + "\n");
+        File.WriteAllText(Path.Combine(dir, "README.md"), Readme(o, r));
+    }
+
+    /// <summary>Marker lines around the evaluation section that <see cref="RecordEvaluation"/> rewrites.</summary>
+    public const string EvalBegin = "<!-- evaluation:begin -->", EvalEnd = "<!-- evaluation:end -->";
+
+    /// <summary>The model card: what the model is, how it was made (recipe, seed, time, losses) and its licence notes.</summary>
+    public static string Readme(PretrainOptions o, PretrainResult r)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string Mb(long p) => (p * 2 / 1e6).ToString("F1", inv);
+        var lines = new List<string>
+        {
+            "# tiny-sd: the embedded tiny-world base model",
+            "",
+            "A Stable Diffusion 1.x-style model in the exact diffusers layout (`model_index.json`, `unet/`, `vae/`, `text_encoder/`,",
+            "`tokenizer/`, `scheduler/`, fp16 safetensors), built from the same classes as real SD (`UNet2DConditionModel`,",
+            "`AutoencoderKL`, `CLIPTextModel`) and trained from scratch on the synthetic TinyWorld domain (coloured shapes on",
+            "coloured backgrounds, 64×64). Load it with `StableDiffusionModel.FromPretrained(\"data/models/tiny-sd\")`.",
+            "",
+            "| component | parameters | fp16 MB | architecture |",
+            "|---|---|---|---|",
+            $"| unet | {r.Parameters["unet"].ToString("N0", inv)} | {Mb(r.Parameters["unet"])} | block_out_channels [{string.Join(", ", o.UnetChannels)}], layers_per_block 1, cross-attention on all but the last level, {o.UnetHeads} heads, 16×16×4 latents |",
+            $"| vae | {r.Parameters["vae"].ToString("N0", inv)} | {Mb(r.Parameters["vae"])} | block_out_channels [{string.Join(", ", o.VaeChannels)}] (4× downscale), 4 latent channels, scaling_factor {r.ScalingFactor.ToString("F5", inv)} |",
+            $"| text_encoder | {r.Parameters["text_encoder"].ToString("N0", inv)} | {Mb(r.Parameters["text_encoder"])} | CLIP text model, vocab 49408 (CLIP's), hidden {o.TextHiddenSize}, {o.TextLayers} layers, {o.TextHeads} heads |",
+            "",
+            "## Recipe",
+            "",
+            "Reproduce with",
+            "",
+            "```",
+            $"dreambooth tinyworld pretrain --out data/models/tiny-sd --seed {o.Seed} --vae-steps {o.VaeSteps} --unet-steps {o.UnetSteps}",
+            "```",
+            "",
+            $"1. Render {o.TrainSamples} samples of the TinyWorldDataset train split (seed {o.Seed}; {o.PartialCaptionProbability.ToString(inv)} of the captions name only some attributes, e.g. \"a diamond\"). The held-out shape/background combinations never appear.",
+            $"2. VAE: {o.VaeSteps} AdamW steps of {o.VaeBatchSize} images, lr {o.VaeLearningRate.ToString(inv)} (warm-up {o.WarmupSteps}, cosine), L1 + MSE reconstruction + {o.VaeKlWeight.ToString(inv)}·KL; then frozen, latents cached, scaling_factor = 1/std of the latents.",
+            $"3. Text encoder + UNet from scratch, jointly: {o.UnetSteps} AdamW steps of {o.UnetBatchSize} latents, lr {o.UnetLearningRate.ToString(inv)} / {o.TextLearningRate.ToString(inv)} (warm-up, cosine), ε-prediction on SD's scaled-linear schedule (0.00085–0.012, 1000 steps), caption dropout {o.CaptionDropout.ToString(inv)} (classifier-free guidance), offset noise {o.NoiseOffset.ToString(inv)}, min-SNR-γ {o.MinSnrGamma.ToString(inv)}, grad-norm clip {o.MaxGradNorm.ToString(inv)}, EMA {o.EmaDecay.ToString(inv)} (exported).",
+            "",
+            $"Outcome: final VAE loss {r.FinalVaeLoss.ToString("F4", inv)} (L1 + MSE, mean of the last 10% of steps), final UNet loss {r.FinalUnetLoss.ToString("F4", inv)} (ε-MSE, last 10%), UNet steps done {r.UnetStepsDone}/{o.UnetSteps}.",
+            $"Time: VAE stage {r.VaeSeconds.ToString("F0", inv)} s, UNet stage {r.UnetSeconds.ToString("F0", inv)} s, total {r.TotalSeconds.ToString("F0", inv)} s with {o.Threads} TorchSharp CPU threads. `recipe.json` holds every option.",
+            "",
+            EvalBegin,
+            "## Evaluation",
+            "",
+            "Not recorded yet: run `dreambooth tinyworld eval --model data/models/tiny-sd --record`.",
+            EvalEnd,
+            "",
+            "## Licences",
+            "",
+            "The weights were trained here from random initialisation on synthetic data and are part of this repository.",
+            "`tokenizer/vocab.json` and `tokenizer/merges.txt` are CLIP's vocabulary (MIT, © 2021 OpenAI): see `tokenizer/LICENSE-NOTE.md`.",
+            "",
+        };
+        return string.Join("\n", lines);
+    }
+
+    /// <summary>Replaces the evaluation section of the model folder's README.md with <paramref name="markdown"/>.</summary>
+    public static void RecordEvaluation(string folder, string markdown)
+    {
+        var path = Path.Combine(folder, "README.md");
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path} not found: --record needs the README.md that `tinyworld pretrain` writes", path);
+        var text = File.ReadAllText(path);
+        int a = text.IndexOf(EvalBegin, StringComparison.Ordinal), b = text.IndexOf(EvalEnd, StringComparison.Ordinal);
+        if (a < 0 || b < a) throw new InvalidDataException($"{path} has no {EvalBegin} … {EvalEnd} section to replace");
+        var updated = text[..(a + EvalBegin.Length)] + "\n" + markdown.TrimEnd() + "\n" + text[b..];
+        AtomicFile.WriteAllText(path, updated);
+    }
+
+    /// <summary>Saves a module's state dict with floating tensors converted to float16 (integer buffers unchanged).</summary>
+    static void SaveHalf(string path, nn.Module module, IReadOnlyDictionary<string, string> metadata)
+    {
+        using var scope = torch.NewDisposeScope();
+        var dict = new Dictionary<string, Tensor>();
+        foreach (var (name, t) in module.state_dict())
+            dict[name] = t.is_floating_point() ? t.detach().to(ScalarType.Float16).contiguous() : t.detach();
+        Safetensors.Save(path, dict, metadata);
+    }
+
+    /// <summary>The recipe and its outcome as JSON (options, sizes, seconds, final losses).</summary>
+    public static string RecipeJson(PretrainOptions o, PretrainResult r)
+    {
+        var options = JsonSerializer.SerializeToNode(o with { TokenizerFolder = null }, ConfigJson.Options)!.AsObject();
+        options.Remove("TokenizerFolder");
+        var root = new JsonObject
+        {
+            ["recipe"] = "DreamBooth.TinyWorld.Pretraining.TinyWorldPretraining.Run (dreambooth tinyworld pretrain)",
+            ["options"] = options,
+            ["parameters"] = JsonSerializer.SerializeToNode(r.Parameters),
+            ["scaling_factor"] = Math.Round(r.ScalingFactor, 5),
+            ["final_vae_loss"] = Math.Round(r.FinalVaeLoss, 5),
+            ["final_unet_loss"] = Math.Round(r.FinalUnetLoss, 5),
+            ["unet_steps_done"] = r.UnetStepsDone,
+            ["vae_stage_seconds"] = r.VaeSeconds,
+            ["unet_stage_seconds"] = r.UnetSeconds,
+            ["total_seconds"] = r.TotalSeconds,
+            ["threads"] = o.Threads,
+            ["torch_backend"] = "TorchSharp CPU",
+            ["created_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
+        };
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    const string ModelIndexJson = """
+{
+  "_class_name": "StableDiffusionPipeline",
+  "_diffusers_version": "0.27.2",
+  "feature_extractor": [
+    null,
+    null
+  ],
+  "image_encoder": [
+    null,
+    null
+  ],
+  "requires_safety_checker": false,
+  "safety_checker": [
+    null,
+    null
+  ],
+  "scheduler": [
+    "diffusers",
+    "PNDMScheduler"
+  ],
+  "text_encoder": [
+    "transformers",
+    "CLIPTextModel"
+  ],
+  "tokenizer": [
+    "transformers",
+    "CLIPTokenizer"
+  ],
+  "unet": [
+    "diffusers",
+    "UNet2DConditionModel"
+  ],
+  "vae": [
+    "diffusers",
+    "AutoencoderKL"
+  ]
+}
+
+""";
+
+    /// <summary>Stable Diffusion 1.x's scheduler config (PNDM, scaled-linear β 0.00085…0.012, 1000 steps, ε-prediction).</summary>
+    const string SchedulerConfigJson = """
+{
+  "_class_name": "PNDMScheduler",
+  "_diffusers_version": "0.27.2",
+  "beta_end": 0.012,
+  "beta_schedule": "scaled_linear",
+  "beta_start": 0.00085,
+  "clip_sample": false,
+  "num_train_timesteps": 1000,
+  "prediction_type": "epsilon",
+  "set_alpha_to_one": false,
+  "skip_prk_steps": true,
+  "steps_offset": 1,
+  "timestep_spacing": "leading",
+  "trained_betas": null
+}
+
+""";
+
+    const string TokenizerConfigJson = """
+{
+  "add_prefix_space": false,
+  "bos_token": {
+    "__type": "AddedToken",
+    "content": "<|startoftext|>",
+    "lstrip": false,
+    "normalized": true,
+    "rstrip": false,
+    "single_word": false
+  },
+  "do_lower_case": true,
+  "eos_token": {
+    "__type": "AddedToken",
+    "content": "<|endoftext|>",
+    "lstrip": false,
+    "normalized": true,
+    "rstrip": false,
+    "single_word": false
+  },
+  "errors": "replace",
+  "model_max_length": 77,
+  "pad_token": "<|endoftext|>",
+  "tokenizer_class": "CLIPTokenizer",
+  "unk_token": {
+    "__type": "AddedToken",
+    "content": "<|endoftext|>",
+    "lstrip": false,
+    "normalized": true,
+    "rstrip": false,
+    "single_word": false
+  }
+}
+
+""";
+
+    const string SpecialTokensMapJson = """
+{
+  "bos_token": {
+    "content": "<|startoftext|>",
+    "lstrip": false,
+    "normalized": true,
+    "rstrip": false,
+    "single_word": false
+  },
+  "eos_token": {
+    "content": "<|endoftext|>",
+    "lstrip": false,
+    "normalized": true,
+    "rstrip": false,
+    "single_word": false
+  },
+  "pad_token": "<|endoftext|>",
+  "unk_token": {
+    "content": "<|endoftext|>",
+    "lstrip": false,
+    "normalized": true,
+    "rstrip": false,
+    "single_word": false
+  }
+}
+
+""";
+
+    const string LicenseNote = """
+# Licence of the vocabulary
+
+`vocab.json` and `merges.txt` are CLIP's byte-level BPE vocabulary, a re-layout of
+`clip/bpe_simple_vocab_16e6.txt.gz` from [openai/CLIP](https://github.com/openai/CLIP) — the same files
+Stable Diffusion 1.x/2.x ship in their `tokenizer/` folders — so an invented identifier such as "zwx" splits
+exactly as it does in real CLIP. openai/CLIP is released under the MIT License; its notice:
+
+```
+MIT License
+
+Copyright (c) 2021 OpenAI
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+```
+
+`tokenizer_config.json` and `special_tokens_map.json` follow the layout of Stable Diffusion 1.x's tokenizer
+folder (written by transformers' `CLIPTokenizer.save_pretrained`); they contain no code.
+
+""";
+}

@@ -1,0 +1,424 @@
+using DreamBooth.Loading;
+using System.Diagnostics;
+using DreamBooth.Models.Clip;
+using DreamBooth.Models.Common;
+using DreamBooth.Models.Unet;
+using DreamBooth.Models.Vae;
+using DreamBooth.Sampling;
+using DreamBooth.Text;
+using DreamBooth.Training.Optim;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using TorchSharp;
+using TorchSharp.Modules;
+using AdamW = DreamBooth.Training.Optim.AdamW;
+using static TorchSharp.torch;
+
+namespace DreamBooth.TinyWorld.Pretraining;
+
+/// <summary>Final numbers of a pretraining run (also written to <c>recipe.json</c>).</summary>
+public sealed record PretrainResult
+{
+    /// <summary>The written diffusers folder.</summary>
+    public required string Folder { get; init; }
+
+    /// <summary>Mean VAE reconstruction loss (L1 + MSE) over the last 10% of VAE steps.</summary>
+    public required double FinalVaeLoss { get; init; }
+
+    /// <summary>Mean diffusion (ε-MSE, unweighted) loss over the last 10% of UNet steps.</summary>
+    public required double FinalUnetLoss { get; init; }
+
+    /// <summary>The VAE scaling factor (1 / std of the training latents) stored in vae/config.json.</summary>
+    public required double ScalingFactor { get; init; }
+
+    /// <summary>Seconds spent in the VAE stage (render + train + latents).</summary>
+    public required double VaeSeconds { get; init; }
+
+    /// <summary>Seconds spent in the UNet stage.</summary>
+    public required double UnetSeconds { get; init; }
+
+    /// <summary>Total wall-clock seconds.</summary>
+    public required double TotalSeconds { get; init; }
+
+    /// <summary>UNet steps done (less than the recipe's for an intermediate snapshot).</summary>
+    public required int UnetStepsDone { get; init; }
+
+    /// <summary>Parameters per component (unet, vae, text_encoder).</summary>
+    public required IReadOnlyDictionary<string, long> Parameters { get; init; }
+}
+
+/// <summary>
+/// The reproducible recipe that trains the tiny-world base model with the Stable Diffusion classes: (1) render the
+/// TinyWorldDataset train split once; (2) train an <see cref="AutoencoderKL"/> on the images (L1 + MSE reconstruction,
+/// tiny KL, as the LDM paper's KL autoencoder without the adversarial term), freeze it, cache the latents and set
+/// <c>scaling_factor</c> = 1/std (Rombach et al. 2022, §4.3.2 / SD's 0.18215); (3) train a <see cref="ClipTextModel"/>
+/// and a <see cref="UNet2DConditionModel"/> jointly from scratch with the ε-prediction objective of DDPM (Ho et al. 2020)
+/// on SD's scaled-linear schedule, caption dropout for classifier-free guidance, min-SNR-γ weights and an EMA of the
+/// weights; (4) export fp16 safetensors in the diffusers layout (<see cref="TinyModelExport"/>).
+/// </summary>
+public static class TinyWorldPretraining
+{
+    /// <summary>
+    /// Runs the whole recipe and writes the model folder to <paramref name="outputFolder"/> atomically (a temporary
+    /// sibling folder is renamed at the end; an existing folder is replaced only once the new one is complete).
+    /// </summary>
+    public static PretrainResult Run(PretrainOptions options, string outputFolder, IProgress<PretrainProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentException.ThrowIfNullOrWhiteSpace(outputFolder);
+        options.Validate();
+        if (options.Threads > 0) torch.set_num_threads(options.Threads);
+        var total = Stopwatch.StartNew();
+        var tokenizer = ClipTokenizer.FromFolder(options.TokenizerFolder!);
+
+        // 1. data
+        var dataset = new TinyWorldDataset(new TinyWorldDatasetOptions
+        {
+            Seed = options.Seed,
+            Count = options.TrainSamples,
+            Split = TinyWorldSplit.Train,
+            PartialCaptionProbability = options.PartialCaptionProbability,
+        });
+        using var pixels = RenderAll(dataset, progress, total, cancellationToken);
+        var captions = dataset.Select(s => s.Caption).ToArray();
+
+        torch.manual_seed(options.Seed);
+        using var gen = new torch.Generator((ulong)options.Seed, torch.CPU);
+
+        // 2. VAE
+        using var vae = new AutoencoderKL(TinyModelConfigs.Vae(options));
+        double vaeLoss;
+        if (options.VaeFrom is { } vaeFolder)
+        {
+            // reuse an already trained VAE (same architecture): the VAE stage is deterministic, so this skips ~9 minutes
+            var file = ComponentLoader.FindWeights(Path.Combine(vaeFolder, "vae"), ["diffusion_pytorch_model"], null);
+            var state = Safetensors.Load(file);
+            StateDicts.LoadStrict(vae, state, file);
+            foreach (var t in state.Values) t.Dispose();
+            vaeLoss = double.NaN;
+        }
+        else
+        {
+            InitNorms(vae);
+            vaeLoss = TrainVae(vae, pixels, options, gen, progress, total, cancellationToken);
+        }
+        MakePosteriorDeterministic(vae);
+        vae.eval();
+        foreach (var p in vae.parameters()) p.requires_grad = false;
+        var (latents, std) = EncodeLatents(vae, pixels, progress, total, cancellationToken);
+        using var _latents = latents;
+        double scaling = 1.0 / std;
+        double vaeSeconds = total.Elapsed.TotalSeconds;
+
+        // 3. text encoder + UNet
+        using var te = new ClipTextModel(TinyModelConfigs.TextEncoder(options));
+        InitTextEncoder(te);
+        using var unet = new UNet2DConditionModel(TinyModelConfigs.Unet(options));
+        InitNorms(unet);
+        InitNorms(te);
+        using var ids = TokenizeAll(tokenizer, captions);
+        using var emptyIds = TokenizeAll(tokenizer, [""]);
+        using var scaledLatents = (latents * scaling).DetachFromDisposeScope();
+        var parameters = new Dictionary<string, long>
+        {
+            ["unet"] = unet.parameters().Sum(p => p.numel()),
+            ["vae"] = vae.parameters().Sum(p => p.numel()),
+            ["text_encoder"] = te.parameters().Sum(p => p.numel()),
+        };
+        PretrainResult Result(double unetLoss, int stepsDone) => new()
+        {
+            Folder = Path.GetFullPath(outputFolder),
+            FinalVaeLoss = vaeLoss,
+            FinalUnetLoss = unetLoss,
+            ScalingFactor = scaling,
+            VaeSeconds = Math.Round(vaeSeconds, 1),
+            UnetSeconds = Math.Round(total.Elapsed.TotalSeconds - vaeSeconds, 1),
+            TotalSeconds = Math.Round(total.Elapsed.TotalSeconds, 1),
+            Parameters = parameters,
+            UnetStepsDone = stepsDone,
+        };
+        double unetLoss = TrainUnet(unet, te, scaledLatents, ids, emptyIds, options, gen, progress, total,
+            (step, loss) => TinyModelExport.Write(outputFolder, unet, vae, te, options, Result(loss, step)), cancellationToken);
+
+        // 4. export
+        progress?.Report(new PretrainProgress(PretrainStage.Export, 0, 1, double.NaN, total.Elapsed));
+        var result = Result(unetLoss, options.UnetSteps);
+        TinyModelExport.Write(outputFolder, unet, vae, te, options, result);
+        progress?.Report(new PretrainProgress(PretrainStage.Export, 1, 1, double.NaN, total.Elapsed));
+        return result;
+    }
+
+    /// <summary>Renders every sample to a uint8 tensor [N, 3, 64, 64].</summary>
+    static Tensor RenderAll(TinyWorldDataset dataset, IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct)
+    {
+        int n = dataset.Count, size = dataset.Options.ImageSize;
+        var bytes = new byte[(long)n * size * size * 3];
+        for (int i = 0; i < n; i++)
+        {
+            if (i % 256 == 0)
+            {
+                ct.ThrowIfCancellationRequested();
+                progress?.Report(new PretrainProgress(PretrainStage.Render, i, n, double.NaN, clock.Elapsed));
+            }
+            using var img = dataset[i].Render();
+            img.CopyPixelDataTo(bytes.AsSpan(i * size * size * 3, size * size * 3));
+        }
+        progress?.Report(new PretrainProgress(PretrainStage.Render, n, n, double.NaN, clock.Elapsed));
+        using var t = torch.tensor(bytes, [n, size, size, 3]);
+        return t.permute(0, 3, 1, 2).contiguous().DetachFromDisposeScope();
+    }
+
+    /// <summary>uint8 [B,3,H,W] → float [-1, 1] (diffusers' normalize: 2·x/255 − 1).</summary>
+    static Tensor ToSigned(Tensor bytes) => bytes.to(ScalarType.Float32) / 127.5f - 1.0f;
+
+    static double TrainVae(AutoencoderKL vae, Tensor pixels, PretrainOptions o, torch.Generator gen,
+        IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct)
+    {
+        vae.train();
+        var parameters = vae.parameters().ToList();
+        using var opt = new AdamW([new ParameterGroup("vae", parameters, o.VaeLearningRate)], new AdamWOptions { WeightDecay = 0 });
+        var schedule = new LrScheduleOptions { Kind = LrScheduleKind.Cosine, WarmupSteps = Math.Min(o.WarmupSteps, Math.Max(0, o.VaeSteps - 1)), TrainingSteps = Math.Max(1, o.VaeSteps) };
+        long n = pixels.shape[0];
+        var tail = new List<double>();
+        int tailFrom = o.VaeSteps - Math.Max(1, o.VaeSteps / 10);
+        for (int step = 0; step < o.VaeSteps; step++)
+        {
+            ct.ThrowIfCancellationRequested();
+            using var scope = torch.NewDisposeScope();
+            var idx = torch.randint(n, [o.VaeBatchSize], dtype: ScalarType.Int64, generator: gen);
+            var x = ToSigned(pixels.index_select(0, idx));
+            var posterior = vae.Encode(x);
+            // reconstruct from the posterior mean: with a KL weight this small the posterior collapses to its mean
+            // anyway, and sampling (std ≈ 1 at initialisation) would only blur the decoder for the first thousands of steps
+            var recon = vae.Decode(posterior.Mean);
+            // objects cover a few % of the pixels: weight pixels that differ from the background (median of the
+            // four corners, which no object reaches) ×(1 + ObjectWeight) so small shapes get sharp quickly
+            var sortedCorners = torch.stack([x[.., .., 0, 0], x[.., .., 0, -1], x[.., .., -1, 0], x[.., .., -1, -1]], -1).sort(-1).Values;
+            var corners = (sortedCorners.select(-1, 1) + sortedCorners.select(-1, 2)) / 2;
+            var isObject = (x - corners.unsqueeze(-1).unsqueeze(-1)).abs().sum(1, keepdim: true).gt(0.1).to(ScalarType.Float32);
+            var weight = 1.0f + (float)o.VaeObjectWeight * isObject;
+            var diff = recon - x;
+            var rec = ((diff.abs() + diff.pow(2)) * weight).mean() / weight.mean();
+            var kl = 0.5 * (posterior.Mean.pow(2) + posterior.Var - 1.0 - posterior.LogVar).sum([1, 2, 3]).mean();
+            var loss = rec + o.VaeKlWeight * kl;
+            opt.ZeroGrad();
+            loss.backward();
+            GradClip.ClipGradNorm(parameters, o.MaxGradNorm);
+            LrSchedule.Apply(opt, schedule, step);
+            opt.Step();
+            double l = rec.item<float>();
+            if (!double.IsFinite(l)) throw new InvalidOperationException($"VAE loss became {l} at step {step}; lower PretrainOptions.VaeLearningRate.");
+            if (step >= tailFrom) tail.Add(l);
+            progress?.Report(new PretrainProgress(PretrainStage.Vae, step + 1, o.VaeSteps, l, clock.Elapsed));
+        }
+        opt.ZeroGrad();
+        return tail.Count == 0 ? double.NaN : tail.Average();
+    }
+
+    /// <summary>Posterior means of every image (unscaled) and their standard deviation.</summary>
+    static (Tensor Latents, double Std) EncodeLatents(AutoencoderKL vae, Tensor pixels, IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct)
+    {
+        using var noGrad = torch.no_grad();
+        long n = pixels.shape[0];
+        var parts = new List<Tensor>();
+        try
+        {
+            for (long s = 0; s < n; s += 64)
+            {
+                ct.ThrowIfCancellationRequested();
+                using var scope = torch.NewDisposeScope();
+                long e = Math.Min(n, s + 64);
+                parts.Add(vae.Encode(ToSigned(pixels[(int)s..(int)e])).Mean.detach().MoveToOuterDisposeScope());
+                progress?.Report(new PretrainProgress(PretrainStage.Latents, (int)e, (int)n, double.NaN, clock.Elapsed));
+            }
+            var all = torch.cat(parts, 0).DetachFromDisposeScope();
+            double std = all.std().item<float>();
+            if (!(std > 1e-6) || !double.IsFinite(std))
+                throw new InvalidOperationException($"the VAE latents have std {std}: the autoencoder did not train (raise PretrainOptions.VaeSteps).");
+            return (all, std);
+        }
+        finally
+        {
+            foreach (var p in parts) p.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Sets every GroupNorm / LayerNorm to weight 1, bias 0 (PyTorch's init). The model classes build their layers for
+    /// loading, where TorchSharp leaves norm parameters created with an explicit device/dtype uninitialised.
+    /// </summary>
+    internal static void InitNorms(nn.Module module)
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var m in module.modules())
+        {
+            switch (m)
+            {
+                case GroupNorm g:
+                    g.weight?.fill_(1); g.bias?.zero_();
+                    break;
+                case LayerNorm l:
+                    l.weight?.fill_(1); l.bias?.zero_();
+                    break;
+            }
+        }
+    }
+
+    /// <summary>transformers' CLIP init of the embeddings (token N(0, 0.02), position N(0, 0.01)); other layers keep PyTorch's defaults.</summary>
+    /// <summary>
+    /// Token embeddings start at N(0, 1) and positions at N(0, 0.3): with CLIP's N(0, 0.02) initialisation a text encoder
+    /// trained from scratch for ~1000 steps gave nearly the same output for every caption (the UNet learned to ignore
+    /// it: 17% background accuracy); unit-scale token vectors make each word distinct from the first step.
+    /// </summary>
+    static void InitTextEncoder(ClipTextModel te)
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var (name, p) in te.named_parameters())
+        {
+            if (name.EndsWith("token_embedding.weight", StringComparison.Ordinal)) p.normal_(0, 1.0);
+            else if (name.EndsWith("position_embedding.weight", StringComparison.Ordinal)) p.normal_(0, 0.3);
+        }
+    }
+
+    /// <summary>
+    /// The VAE is trained as a deterministic autoencoder (reconstruction of the posterior mean) with a tiny KL weight, so
+    /// its log-variance output is meaningless (the KL term pulls it to σ ≈ 1, which would drown the latents when a
+    /// trainer samples the posterior as diffusers does). Make the posterior a point mass: the log-variance half of
+    /// <c>quant_conv</c> outputs -30 (diffusers' clamp), σ = e^-15.
+    /// </summary>
+    internal static void MakePosteriorDeterministic(AutoencoderKL vae)
+    {
+        using var noGrad = torch.no_grad();
+        var sd = vae.state_dict();
+        var w = sd["quant_conv.weight"];
+        var b = sd["quant_conv.bias"];
+        int half = (int)(w.shape[0] / 2);
+        w[half..].zero_();
+        b[half..].fill_(-30.0);
+    }
+
+    /// <summary>Token ids [N, 77] exactly as the pipeline's prompt encoder builds them (BOS, tokens, EOS, EOS padding).</summary>
+    internal static Tensor TokenizeAll(ClipTokenizer tokenizer, IReadOnlyList<string> captions)
+    {
+        var rows = new List<long[]>();
+        foreach (var c in captions)
+        {
+            var chunks = PromptWeighting.Tokenize(tokenizer, c, new PromptChunkOptions { ParseEmphasis = false });
+            if (chunks.ChunkCount != 1) throw new InvalidOperationException($"caption '{c}' needs {chunks.ChunkCount} chunks of 77 tokens; tiny-world captions must fit in one.");
+            rows.Add(chunks.ChunkIds(0));
+        }
+        int len = rows[0].Length;
+        return torch.tensor(rows.SelectMany(r => r).ToArray(), [rows.Count, len]).DetachFromDisposeScope();
+    }
+
+    static double TrainUnet(UNet2DConditionModel unet, ClipTextModel te, Tensor latents, Tensor ids, Tensor emptyIds,
+        PretrainOptions o, torch.Generator gen, IProgress<PretrainProgress>? progress, Stopwatch clock,
+        Action<int, double> snapshot, CancellationToken ct)
+    {
+        unet.train();
+        te.train();
+        using var noise = new NoiseSchedule(SchedulerConfig.StableDiffusion);
+        var unetParams = unet.parameters().ToList();
+        var teParams = te.parameters().ToList();
+        var all = unetParams.Concat(teParams).ToList();
+        using var opt = new AdamW(
+            [new ParameterGroup("unet", unetParams, o.UnetLearningRate), new ParameterGroup("text_encoder", teParams, o.TextLearningRate)],
+            new AdamWOptions { WeightDecay = 1e-2 });
+        var schedule = new LrScheduleOptions { Kind = LrScheduleKind.Cosine, WarmupSteps = Math.Min(o.WarmupSteps, o.UnetSteps - 1), TrainingSteps = o.UnetSteps };
+        using var ema = o.EmaDecay > 0 ? new Ema(all) : null;
+        long n = latents.shape[0];
+        int T = noise.NumTrainTimesteps;
+        var tail = new List<double>();
+        int tailFrom = o.UnetSteps - Math.Max(1, o.UnetSteps / 10);
+        double running = double.NaN;
+        for (int step = 0; step < o.UnetSteps; step++)
+        {
+            ct.ThrowIfCancellationRequested();
+            using var scope = torch.NewDisposeScope();
+            int b = o.UnetBatchSize;
+            var idx = torch.randint(n, [b], dtype: ScalarType.Int64, generator: gen);
+            var x0 = latents.index_select(0, idx);
+            var tok = ids.index_select(0, idx);
+            var drop = torch.rand([b], generator: gen).lt(o.CaptionDropout).unsqueeze(1);
+            tok = torch.where(drop, emptyIds.expand(b, -1), tok);
+            var eps = torch.randn(x0.shape, generator: gen);
+            if (o.NoiseOffset > 0)
+                eps = eps + o.NoiseOffset * torch.randn([b, x0.shape[1], 1, 1], generator: gen);
+            var t = torch.randint(T, [b], dtype: ScalarType.Int64, generator: gen);
+            var xt = noise.AddNoise(x0, eps, t);
+            var context = te.Forward(tok).LastHiddenState;
+            var pred = unet.Forward(xt, t, context);
+            var perSample = (pred - eps).pow(2).mean([1, 2, 3]);
+            var loss = o.MinSnrGamma > 0 ? (perSample * noise.MinSnrWeights(t, o.MinSnrGamma, PredictionType.Epsilon)).mean() : perSample.mean();
+            opt.ZeroGrad();
+            loss.backward();
+            GradClip.ClipGradNorm(all, o.MaxGradNorm);
+            LrSchedule.Apply(opt, schedule, step);
+            opt.Step();
+            ema?.Update(Math.Min(o.EmaDecay, (1.0 + step) / (10.0 + step)));
+            double l = perSample.mean().item<float>();
+            if (!double.IsFinite(l)) throw new InvalidOperationException($"UNet loss became {l} at step {step}; lower PretrainOptions.UnetLearningRate.");
+            running = double.IsNaN(running) ? l : 0.98 * running + 0.02 * l;
+            if (step >= tailFrom) tail.Add(l);
+            progress?.Report(new PretrainProgress(PretrainStage.Unet, step + 1, o.UnetSteps, running, clock.Elapsed));
+            if (o.SnapshotEvery > 0 && (step + 1) % o.SnapshotEvery == 0 && step + 1 < o.UnetSteps)
+            {
+                // write the EMA weights as an intermediate model (same folder; the final export replaces it)
+                unet.eval(); te.eval();
+                ema?.Swap();
+                snapshot(step + 1, running);
+                ema?.Swap();
+                unet.train(); te.train();
+            }
+        }
+        opt.ZeroGrad();
+        ema?.CopyTo();
+        unet.eval();
+        te.eval();
+        return tail.Average();
+    }
+
+    /// <summary>Exponential moving average of parameters (shadow copies in float32); <see cref="CopyTo"/> writes them back.</summary>
+    sealed class Ema : IDisposable
+    {
+        readonly List<Parameter> parameters;
+        readonly List<Tensor> shadow;
+
+        public Ema(List<Parameter> parameters)
+        {
+            this.parameters = parameters;
+            using var noGrad = torch.no_grad();
+            shadow = parameters.Select(p => p.detach().clone().DetachFromDisposeScope()).ToList();
+        }
+
+        public void Update(double decay)
+        {
+            using var noGrad = torch.no_grad();
+            for (int i = 0; i < parameters.Count; i++) shadow[i].lerp_(parameters[i], 1 - decay);
+        }
+
+        /// <summary>Exchanges the live weights and the averaged ones (twice = no change).</summary>
+        public void Swap()
+        {
+            using var noGrad = torch.no_grad();
+            for (int i = 0; i < parameters.Count; i++)
+            {
+                using var tmp = parameters[i].detach().clone();
+                parameters[i].copy_(shadow[i]);
+                shadow[i].copy_(tmp);
+            }
+        }
+
+        public void CopyTo()
+        {
+            using var noGrad = torch.no_grad();
+            for (int i = 0; i < parameters.Count; i++) parameters[i].copy_(shadow[i]);
+        }
+
+        public void Dispose()
+        {
+            foreach (var s in shadow) s.Dispose();
+        }
+    }
+}

@@ -1,0 +1,145 @@
+using System.Text.Json;
+using DreamBooth.Loading;
+using DreamBooth.Pipelines;
+using DreamBooth.Sampling;
+using DreamBooth.Tests.Infrastructure;
+using DreamBooth.TinyWorld.Pretraining;
+using TorchSharp;
+
+namespace DreamBooth.Tests.TinyWorld.Pretraining;
+
+[Collection(PretrainingCollection.Name)]
+public class TinyWorldPretrainingTests
+{
+    static PretrainOptions Tiny => PretrainOptions.Tiny with { TokenizerFolder = TestPaths.ParityPath("tokenizer"), Threads = 0 };
+
+    [Fact]
+    public void TinyRecipeWritesALoadableDiffusersFolderThatGenerates()
+    {
+        using var dir = TestPaths.NewTempDir("pretrain");
+        var outFolder = Path.Combine(dir.Path, "tiny-sd");
+        var reports = new List<PretrainProgress>();
+        var result = TinyWorldPretraining.Run(Tiny, outFolder, new SyncProgress<PretrainProgress>(reports.Add));
+
+        Assert.True(double.IsFinite(result.FinalVaeLoss) && double.IsFinite(result.FinalUnetLoss));
+        Assert.True(result.ScalingFactor > 0 && double.IsFinite(result.ScalingFactor));
+        Assert.Contains(reports, r => r.Stage == PretrainStage.Vae && r.Step == Tiny.VaeSteps);
+        Assert.Contains(reports, r => r.Stage == PretrainStage.Unet && r.Step == Tiny.UnetSteps);
+
+        // the exact diffusers layout, fp16 weights
+        foreach (var f in new[] { "model_index.json", "recipe.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+                     "vae/config.json", "vae/diffusion_pytorch_model.safetensors", "text_encoder/config.json", "text_encoder/model.safetensors",
+                     "tokenizer/vocab.json", "tokenizer/merges.txt", "tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json",
+                     "tokenizer/LICENSE-NOTE.md", "scheduler/scheduler_config.json" })
+            Assert.True(File.Exists(Path.Combine(outFolder, f)), $"{f} is missing");
+        foreach (var w in new[] { "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors" })
+        {
+            var header = Safetensors.ReadHeader(Path.Combine(outFolder, w));
+            Assert.All(header.Entries.Where(e => e.DType != "I64"), e => Assert.Equal("F16", e.DType));
+        }
+        Assert.DoesNotContain(Directory.GetDirectories(dir.Path), d => Path.GetFileName(d).StartsWith('.'));
+
+        using var recipe = JsonDocument.Parse(File.ReadAllText(Path.Combine(outFolder, "recipe.json")));
+        Assert.Equal(Tiny.Seed, recipe.RootElement.GetProperty("options").GetProperty("Seed").GetInt32());
+        Assert.Equal(Tiny.UnetSteps, recipe.RootElement.GetProperty("unet_steps_done").GetInt32());
+        Assert.True(recipe.RootElement.GetProperty("total_seconds").GetDouble() >= 0);
+
+        using var model = StableDiffusionModel.FromPretrained(outFolder);
+        Assert.Equal(64, model.DefaultResolution);
+        Assert.Equal(4, model.VaeScaleFactor);
+        Assert.Equal(result.ScalingFactor, model.Vae.Config.ScalingFactor, 4);
+        Assert.Equal(SchedulerConfig.StableDiffusion.BetaEnd, model.Scheduler.BetaEnd);
+        Assert.Equal(BetaSchedule.ScaledLinear, model.Scheduler.BetaSchedule);
+        var pipeline = new StableDiffusionPipeline(model);
+        using var gen = pipeline.Generate(new GenerationRequest { Prompt = "a red circle on a blue background", Steps = 2, Seed = 1 });
+        Assert.Equal(new long[] { 1, 3, 64, 64 }, gen.Images.shape);
+        Assert.True(gen.Images.isfinite().all().item<bool>());
+    }
+
+    [Fact]
+    public void SameSeedGivesTheSameWeightsAndRewritingReplacesTheFolder()
+    {
+        using var dir = TestPaths.NewTempDir("pretrain");
+        var a = Path.Combine(dir.Path, "a");
+        var b = Path.Combine(dir.Path, "b");
+        var o = Tiny with { UnetSteps = 2, VaeSteps = 1 };
+        TinyWorldPretraining.Run(o, a);
+        TinyWorldPretraining.Run(o, b);
+        foreach (var w in new[] { "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors" })
+            Assert.True(File.ReadAllBytes(Path.Combine(a, w)).SequenceEqual(File.ReadAllBytes(Path.Combine(b, w))), $"{w} differs between two runs with the same seed");
+
+        // a different seed gives different weights; writing over an existing folder replaces it whole
+        File.WriteAllText(Path.Combine(b, "stale.txt"), "old");
+        TinyWorldPretraining.Run(o with { Seed = o.Seed + 1 }, b);
+        Assert.False(File.Exists(Path.Combine(b, "stale.txt")));
+        Assert.False(File.ReadAllBytes(Path.Combine(a, "unet/diffusion_pytorch_model.safetensors"))
+            .SequenceEqual(File.ReadAllBytes(Path.Combine(b, "unet/diffusion_pytorch_model.safetensors"))));
+        Assert.Equal(2, Directory.GetDirectories(dir.Path).Length);
+    }
+
+    [Fact]
+    public void SnapshotsAreWrittenDuringTraining()
+    {
+        using var dir = TestPaths.NewTempDir("pretrain");
+        var outFolder = Path.Combine(dir.Path, "m");
+        var seen = new List<int>();
+        var o = Tiny with { UnetSteps = 4, SnapshotEvery = 2 };
+        TinyWorldPretraining.Run(o, outFolder, new SyncProgress<PretrainProgress>(p =>
+        {
+            // when step 3 starts, the step-2 snapshot must already be on disk
+            if (p.Stage == PretrainStage.Unet && p.Step == 3 && File.Exists(Path.Combine(outFolder, "recipe.json")))
+            {
+                using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outFolder, "recipe.json")));
+                seen.Add(doc.RootElement.GetProperty("unet_steps_done").GetInt32());
+            }
+        }));
+        Assert.Equal([2], seen);
+    }
+
+    [Fact]
+    public void CancellationStopsTheRunAndWritesNothing()
+    {
+        using var dir = TestPaths.NewTempDir("pretrain");
+        var outFolder = Path.Combine(dir.Path, "m");
+        using var cts = new CancellationTokenSource();
+        var progress = new SyncProgress<PretrainProgress>(p => { if (p.Stage == PretrainStage.Unet) cts.Cancel(); });
+        Assert.ThrowsAny<OperationCanceledException>(() => TinyWorldPretraining.Run(Tiny with { UnetSteps = 50 }, outFolder, progress, cts.Token));
+        Assert.False(Directory.Exists(outFolder));
+    }
+
+    [Theory]
+    [InlineData("VaeNormGroups")]
+    [InlineData("UnetHeads")]
+    [InlineData("CaptionDropout")]
+    [InlineData("TokenizerFolder")]
+    public void BadOptionsAreRefusedByName(string option)
+    {
+        var o = option switch
+        {
+            "VaeNormGroups" => Tiny with { VaeNormGroups = 3 },
+            "UnetHeads" => Tiny with { UnetHeads = 5 },
+            "CaptionDropout" => Tiny with { CaptionDropout = 1.5 },
+            _ => Tiny with { TokenizerFolder = Path.Combine(Path.GetTempPath(), "no-such-tokenizer-" + Guid.NewGuid().ToString("N")) },
+        };
+        var e = Assert.ThrowsAny<ArgumentException>(o.Validate);
+        Assert.Contains(option, e.Message);
+    }
+
+    [Fact]
+    public void DefaultRecipeFitsTheSizeBudget()
+    {
+        // parameters of the default recipe, built on the meta device: fp16 bytes must stay ≤ 25 MB together
+        var o = new PretrainOptions();
+        long Count(TorchSharp.torch.nn.Module m) => m.parameters().Sum(p => p.numel());
+        using var unet = new global::DreamBooth.Models.Unet.UNet2DConditionModel(TinyModelConfigs.Unet(o), global::DreamBooth.Models.Common.ModelPlacement.Meta);
+        using var vae = new global::DreamBooth.Models.Vae.AutoencoderKL(TinyModelConfigs.Vae(o), global::DreamBooth.Models.Common.ModelPlacement.Meta);
+        using var te = new global::DreamBooth.Models.Clip.ClipTextModel(TinyModelConfigs.TextEncoder(o), global::DreamBooth.Models.Common.ModelPlacement.Meta);
+        long bytes = 2 * (Count(unet) + Count(vae) + Count(te));
+        Assert.True(bytes + 1_500_000 <= 25L * 1024 * 1024, $"default recipe needs {bytes / 1e6:F1} MB of fp16 weights (+1.5 MB tokenizer) > 25 MB");
+    }
+
+    sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}
