@@ -7,6 +7,7 @@ using DreamBooth.Text;
 using DreamBooth.Training;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
 
 namespace DreamBooth.TinyWorld;
 
@@ -75,7 +76,7 @@ public static class Quickstart
             {
                 using var r = pipe.Generate(new GenerationRequest { Prompt = prompt, Seeds = o.GridSeeds, Steps = o.SampleSteps, Sampler = o.GridSamplers[x], GuidanceScale = o.GuidanceScale }, cancellationToken: ct);
                 var imgs = r.ToImages();
-                for (int y = 0; y < imgs.Count; y++) grid[x, y] = imgs[y];
+                for (int y = 0; y < imgs.Count; y++) grid[x, y] = ForDisplay(imgs[y]);
             }
             grid.SavePng(samplerGrid);
         }
@@ -89,11 +90,13 @@ public static class Quickstart
         for (int i = 0; i < prompts.Count; i++)
         {
             using var r = pipe.Generate(new GenerationRequest { Prompt = prompts[i], Seed = o.Seed, Steps = o.SampleSteps, Sampler = Sampler.DpmPP2M, GuidanceScale = o.GuidanceScale }, cancellationToken: ct);
-            cells[i / cols][i % cols] = r.ToImages()[0];
+            cells[i / cols][i % cols] = ForDisplay(r.ToImages()[0]);
         }
+        // prompts run background-major: columns are positions, rows are backgrounds
         var labels = prompts.Select(p => p.Replace(DemoSubject.InstancePrompt + " ", "", StringComparison.Ordinal)).ToList();
-        using (var img = GridCompositor.Compose(cells, labels.Take(cols).Select((_, c) => string.Join(" / ", Enumerable.Range(0, rows).Select(r0 => r0 * cols + c).Where(k => k < labels.Count).Select(k => labels[k].Split(" on ")[0]))).ToList(),
-            Enumerable.Range(0, rows).Select(r0 => labels[r0 * cols].Split(" on ").Last()).ToList(), $"\"{DemoSubject.InstancePrompt} …\" after DreamBooth"))
+        var columnLabels = Enumerable.Range(0, cols).Select(c => labels[c].Split(" on ")[0]).ToList();
+        var rowLabels = Enumerable.Range(0, rows).Select(r0 => labels[r0 * cols].Split(" on ").Last()).ToList();
+        using (var img = GridCompositor.Compose(cells, columnLabels, rowLabels, $"\"{DemoSubject.InstancePrompt} …\" after DreamBooth"))
             PngInfo.Save(img, recontext, null);
         foreach (var row in cells) foreach (var c in row) c?.Dispose();
         log?.Report($"wrote {recontext}");
@@ -110,6 +113,14 @@ public static class Quickstart
         using (var img = LineChartImage.Render("DreamBooth training loss", "step", "loss", series)) PngInfo.Save(img, chart, null);
         log?.Report($"wrote {chart}");
         return new QuickstartResult(session.Folder, samplerGrid, recontext, chart, report, idCheck, result, clock.Elapsed);
+    }
+
+    /// <summary>Small images are enlarged (nearest neighbour, whole factors) so grid labels stay readable.</summary>
+    static Image<Rgb24> ForDisplay(Image<Rgb24> image)
+    {
+        int factor = Math.Max(1, 128 / Math.Max(image.Width, image.Height));
+        if (factor > 1) image.Mutate(c => c.Resize(image.Width * factor, image.Height * factor, KnownResamplers.NearestNeighbor));
+        return image;
     }
 
     /// <summary>
