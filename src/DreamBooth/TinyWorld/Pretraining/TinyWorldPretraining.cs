@@ -96,7 +96,14 @@ public static class TinyWorldPretraining
             var state = Safetensors.Load(file);
             StateDicts.LoadStrict(vae, state, file);
             foreach (var t in state.Values) t.Dispose();
-            vaeLoss = double.NaN;
+            // keep the reused VAE's recorded final loss in this run's recipe
+            vaeLoss = 0;
+            var recipe = Path.Combine(vaeFolder, "recipe.json");
+            if (File.Exists(recipe))
+            {
+                using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(recipe));
+                if (doc.RootElement.TryGetProperty("final_vae_loss", out var l) && l.TryGetDouble(out var v)) vaeLoss = v;
+            }
         }
         else
         {
