@@ -72,13 +72,15 @@ public static class Quickstart
         using (var grid = new GridResult("Sampler", o.GridSamplers.Select(SamplerFactory.DisplayName).ToList(), "Seed", o.GridSeeds.Select(s => $"Seed: {s}").ToList()))
         {
             var prompt = $"{DemoSubject.InstancePrompt} on a red background";
+            GenerationParameters? first = null;
             for (int x = 0; x < o.GridSamplers.Count; x++)
             {
                 using var r = pipe.Generate(new GenerationRequest { Prompt = prompt, Seeds = o.GridSeeds, Steps = o.SampleSteps, Sampler = o.GridSamplers[x], GuidanceScale = o.GuidanceScale }, cancellationToken: ct);
+                first ??= r.Parameters[0];
                 var imgs = r.ToImages();
                 for (int y = 0; y < imgs.Count; y++) grid[x, y] = ForDisplay(imgs[y]);
             }
-            grid.SavePng(samplerGrid);
+            grid.SavePng(samplerGrid, first);
         }
         log?.Report($"wrote {samplerGrid}");
 
