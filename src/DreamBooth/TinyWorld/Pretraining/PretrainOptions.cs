@@ -71,7 +71,7 @@ public sealed record PretrainOptions
     public double UnetLearningRate { get; init; } = 8e-4;
 
     /// <summary>Text-encoder peak learning rate.</summary>
-    public double TextLearningRate { get; init; } = 1.5e-3;
+    public double TextLearningRate { get; init; } = 8e-4;
 
     /// <summary>Warm-up steps of both stages' schedules.</summary>
     public int WarmupSteps { get; init; } = 50;

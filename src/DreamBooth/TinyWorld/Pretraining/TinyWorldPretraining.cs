@@ -273,18 +273,14 @@ public static class TinyWorldPretraining
     }
 
     /// <summary>transformers' CLIP init of the embeddings (token N(0, 0.02), position N(0, 0.01)); other layers keep PyTorch's defaults.</summary>
-    /// <summary>
-    /// Token embeddings start at N(0, 1) and positions at N(0, 0.3): with CLIP's N(0, 0.02) initialisation a text encoder
-    /// trained from scratch for ~1000 steps gave nearly the same output for every caption (the UNet learned to ignore
-    /// it: 17% background accuracy); unit-scale token vectors make each word distinct from the first step.
-    /// </summary>
+    /// <summary>CLIP's initialisation of the embeddings (tokens N(0, 0.02), positions N(0, 0.01)).</summary>
     static void InitTextEncoder(ClipTextModel te)
     {
         using var noGrad = torch.no_grad();
         foreach (var (name, p) in te.named_parameters())
         {
-            if (name.EndsWith("token_embedding.weight", StringComparison.Ordinal)) p.normal_(0, 1.0);
-            else if (name.EndsWith("position_embedding.weight", StringComparison.Ordinal)) p.normal_(0, 0.3);
+            if (name.EndsWith("token_embedding.weight", StringComparison.Ordinal)) p.normal_(0, 0.02);
+            else if (name.EndsWith("position_embedding.weight", StringComparison.Ordinal)) p.normal_(0, 0.01);
         }
     }
 
