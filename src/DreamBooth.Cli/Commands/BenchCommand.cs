@@ -163,7 +163,7 @@ public static class BenchCommand
         {
             foreach (var l in File.ReadLines("/proc/self/status"))
                 if (l.StartsWith("VmHWM:", StringComparison.Ordinal))
-                    return long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / (1024.0 * 1024.0);
+                    return long.Parse(l.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / (1024.0 * 1024.0);
         }
         catch (IOException) { }
         return double.NaN;
