@@ -96,22 +96,7 @@ public sealed class DpmSolverMultistepSampler : SamplerBase
         {
             var (a, st, _) = AlphaSigma(SigmaValues![i]);
             bool pp = _s._algorithm is DpmAlgorithmType.DpmSolverPlusPlus or DpmAlgorithmType.SdeDpmSolverPlusPlus;
-            var p = Sampler.Config.PredictionType;
-            if (pp)
-                return p switch
-                {
-                    PredictionType.Epsilon => (sample - st * modelOutput) / a,
-                    PredictionType.Sample => modelOutput.alias(),
-                    PredictionType.VPrediction => a * sample - st * modelOutput,
-                    _ => throw new NotSupportedException(p.ToString()),
-                };
-            return p switch
-            {
-                PredictionType.Epsilon => modelOutput.alias(),
-                PredictionType.Sample => (sample - a * modelOutput) / st,
-                PredictionType.VPrediction => a * modelOutput + st * sample,
-                _ => throw new NotSupportedException(p.ToString()),
-            };
+            return ConvertModelOutput(modelOutput, sample, a, st, Sampler.Config.PredictionType, pp);
         }
 
         private protected override StepResult StepCore(Tensor modelOutput, int i, Tensor sample, INoiseSource? noise)

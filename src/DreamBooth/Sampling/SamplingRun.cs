@@ -121,6 +121,30 @@ public abstract class SamplingRun : IDisposable
     /// Noises clean latents to the level of <paramref name="stepIndex"/> (image-to-image start, diffusers <c>add_noise</c>
     /// with the run's begin index).
     /// </summary>
+    /// <summary>
+    /// The multistep solvers' model-output conversion (diffusers' <c>convert_model_output</c>): to the data prediction x₀
+    /// (<paramref name="toDataPrediction"/>, DPM-Solver++ / UniPC with predict_x0) or to the noise prediction ε, from an
+    /// ε, x₀ or v model output at noise level (α, σ).
+    /// </summary>
+    private protected static Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, double alpha, double sigma, PredictionType p, bool toDataPrediction)
+    {
+        if (toDataPrediction)
+            return p switch
+            {
+                PredictionType.Epsilon => (sample - sigma * modelOutput) / alpha,
+                PredictionType.Sample => modelOutput.alias(),
+                PredictionType.VPrediction => alpha * sample - sigma * modelOutput,
+                _ => throw new NotSupportedException(p.ToString()),
+            };
+        return p switch
+        {
+            PredictionType.Epsilon => modelOutput.alias(),
+            PredictionType.Sample => (sample - alpha * modelOutput) / sigma,
+            PredictionType.VPrediction => alpha * modelOutput + sigma * sample,
+            _ => throw new NotSupportedException(p.ToString()),
+        };
+    }
+
     public Tensor AddNoise(Tensor original, Tensor noise, int stepIndex)
     {
         CheckIndex(stepIndex);

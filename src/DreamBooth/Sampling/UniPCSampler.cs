@@ -74,23 +74,7 @@ public sealed class UniPCSampler : SamplerBase
         Tensor Convert(Tensor modelOutput, Tensor sample, int i)
         {
             var (a, st, _) = AlphaSigma(SigmaValues![i]);
-            float fa = (float)a, fs = (float)st;
-            var p = Sampler.Config.PredictionType;
-            if (PredictX0)
-                return p switch
-                {
-                    PredictionType.Epsilon => (sample - fs * modelOutput) / fa,
-                    PredictionType.Sample => modelOutput.alias(),
-                    PredictionType.VPrediction => fa * sample - fs * modelOutput,
-                    _ => throw new NotSupportedException(p.ToString()),
-                };
-            return p switch
-            {
-                PredictionType.Epsilon => modelOutput.alias(),
-                PredictionType.Sample => (sample - fa * modelOutput) / fs,
-                PredictionType.VPrediction => fa * modelOutput + fs * sample,
-                _ => throw new NotSupportedException(p.ToString()),
-            };
+            return ConvertModelOutput(modelOutput, sample, (float)a, (float)st, Sampler.Config.PredictionType, PredictX0);
         }
 
         private protected override StepResult StepCore(Tensor modelOutput, int i, Tensor sample, INoiseSource? noise)
