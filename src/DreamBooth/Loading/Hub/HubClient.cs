@@ -32,7 +32,7 @@ public sealed partial class HubClient : IDisposable
     {
         _options = options ?? new HubOptions();
         _options.Validate();
-        _token = HubToken.Resolve(_options.Token);
+        _token = _options.UseStoredToken ? HubToken.Resolve(_options.Token) : (string.IsNullOrWhiteSpace(_options.Token) ? null : _options.Token.Trim());
         _endpoint = new Uri(_options.Endpoint.TrimEnd('/') + "/");
         _log = log;
         Cache = new HubCache(_options.CacheDir);

@@ -21,6 +21,12 @@ public sealed record HubOptions
     /// <summary>Access token for gated or private repositories. Null: <c>HF_TOKEN</c>, else the token file (see <see cref="HubToken"/>).</summary>
     public string? Token { get; init; }
 
+    /// <summary>
+    /// When <see cref="Token"/> is null, look for <c>HF_TOKEN</c> and the token file (default true); false forces
+    /// anonymous access whatever this machine has stored.
+    /// </summary>
+    public bool UseStoredToken { get; init; } = true;
+
     /// <summary>Use only the local cache, never the network (default: <c>HF_HUB_OFFLINE=1</c>).</summary>
     public bool Offline { get; init; } = HubEnvironment.Offline(Environment.GetEnvironmentVariable);
 
