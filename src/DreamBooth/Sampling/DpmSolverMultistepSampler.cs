@@ -78,19 +78,9 @@ public sealed class DpmSolverMultistepSampler : SamplerBase
         readonly List<Tensor> _outputs = [];
         int _lowerOrderNums;
 
-        private protected override int IndexForTimestep(double t)
-        {
-            var m = Enumerable.Range(0, TimestepValues.Length).Where(i => TimestepValues[i] == t).ToArray();
-            return m.Length == 0 ? TimestepValues.Length - 1 : m.Length > 1 ? m[1] : m[0];
-        }
+        private protected override int IndexForTimestep(double t) => MultistepIndexForTimestep(t);
 
-        static (float Alpha, float Sigma, float Lambda) AlphaSigma(double sigma)
-        {
-            float sg = (float)sigma;
-            float a = 1 / MathF.Pow(sg * sg + 1, 0.5f);
-            float st = sg * a;
-            return (a, st, MathF.Log(a) - MathF.Log(st));
-        }
+        static (float Alpha, float Sigma, float Lambda) AlphaSigma(double sigma) => AlphaSigmaF32(sigma);
 
         Tensor Convert(Tensor modelOutput, Tensor sample, int i)
         {

@@ -122,6 +122,25 @@ public abstract class SamplingRun : IDisposable
     /// with the run's begin index).
     /// </summary>
     /// <summary>
+    /// diffusers' multistep <c>index_for_timestep</c>: the second match when a timestep repeats, the last index when it is
+    /// not in the schedule (image-to-image starts).
+    /// </summary>
+    private protected int MultistepIndexForTimestep(double t)
+    {
+        var m = Enumerable.Range(0, TimestepValues.Length).Where(i => TimestepValues[i] == t).ToArray();
+        return m.Length == 0 ? TimestepValues.Length - 1 : m.Length > 1 ? m[1] : m[0];
+    }
+
+    /// <summary>α_t = 1/√(σ²+1), σ_t = σ·α_t and λ = log α − log σ in float32, as the multistep solvers compute them.</summary>
+    private protected static (float Alpha, float Sigma, float Lambda) AlphaSigmaF32(double sigma)
+    {
+        float sg = (float)sigma;
+        float a = 1 / MathF.Pow(sg * sg + 1, 0.5f);
+        float st = sg * a;
+        return (a, st, MathF.Log(a) - MathF.Log(st));
+    }
+
+    /// <summary>
     /// The multistep solvers' model-output conversion (diffusers' <c>convert_model_output</c>): to the data prediction x₀
     /// (<paramref name="toDataPrediction"/>, DPM-Solver++ / UniPC with predict_x0) or to the noise prediction ε, from an
     /// ε, x₀ or v model output at noise level (α, σ).

@@ -55,18 +55,12 @@ public sealed class UniPCSampler : SamplerBase
         int _lowerOrderNums;
         int _thisOrder;
 
-        private protected override int IndexForTimestep(double t)
-        {
-            var m = Enumerable.Range(0, TimestepValues.Length).Where(i => TimestepValues[i] == t).ToArray();
-            return m.Length == 0 ? TimestepValues.Length - 1 : m.Length > 1 ? m[1] : m[0];
-        }
+        private protected override int IndexForTimestep(double t) => MultistepIndexForTimestep(t);
 
         static (double Alpha, double Sigma, double Lambda) AlphaSigma(double sigma)
         {
-            float sg = (float)sigma;
-            float a = 1 / MathF.Pow(sg * sg + 1, 0.5f);
-            float st = sg * a;
-            return (a, st, (double)(MathF.Log(a) - MathF.Log(st)));
+            var (a, st, l) = AlphaSigmaF32(sigma);
+            return (a, st, l);
         }
 
         bool PredictX0 => Sampler.Config.PredictX0;
