@@ -1,9 +1,9 @@
 namespace DreamBooth.Tests.Infrastructure;
 
 /// <summary>
-/// Tests that run gradient checkpointing (TorchSharp custom autograd functions) never run in parallel with each other:
-/// concurrent custom-function backward passes from several threads gave sporadic NaN gradients under heavy load in one
-/// process, which training (one thread) never does.
+/// Tests that run gradient checkpointing (TorchSharp custom autograd functions) run one at a time. (Sporadic NaNs once
+/// seen here came from a test module whose GroupNorm affine parameters TorchSharp had left uninitialised; that test now
+/// sets them. Keeping these tests serial costs little.)
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class CustomAutogradCollection

@@ -28,6 +28,10 @@ public class GradientCheckpointTests
             to_v = nn.Linear(ctxDim, c, hasBias: false);
             to_out = nn.Linear(c, c);
             RegisterComponents();
+            // TorchSharp can leave norm affine parameters uninitialised (occasionally NaN): set PyTorch's defaults
+            using var noGrad = torch.no_grad();
+            norm.weight!.fill_(1.0);
+            norm.bias!.zero_();
         }
 
         public override Tensor forward(Tensor x, Tensor temb, Tensor ctx)
