@@ -49,7 +49,7 @@ public static class BenchCommand
                 "train-step" => BenchTrainStep(dir, px, pr.GetValue(variant)!, n),
                 var w => throw new CliException($"unknown benchmark '{w}': use unet, pipeline or train-step"),
             };
-            Cli.Out.WriteLine(line + $" | threads {torch.get_num_threads()} | peak RSS {PeakRssGiB():F2} GiB");
+            Cli.Out.WriteLine(line + $" | threads {torch.get_num_threads()}" + (pr.GetValue(what) == "train-step" ? "" : $" | peak RSS {PeakRssGiB():F2} GiB"));
             return 0;
         });
         return cmd;
@@ -109,15 +109,32 @@ public static class BenchCommand
             $"pipeline {px}x{px} {dt} {n} steps: total {all:F1} s = prompt+latents+denoise loop {loopSeconds:F1} s (UNet {unetSeconds:F1} s, other {overhead:F2} s = {100 * overhead / unetSeconds:F2}% of UNet) + decode {decodeSeconds:F1} s");
     }
 
+    /// <summary>
+    /// One DreamBooth step as <see cref="DreamBoothTrainer"/> runs it: the latents of 1 instance + 1 class image are
+    /// encoded once before training (the trainer caches them), then each step runs the text encoder and the UNet
+    /// forward/backward with prior loss, clipping and the optimizer. Variants: (a) fp32 + AdamW; (b) bf16 weights +
+    /// gradient checkpointing + 8-bit AdamW (no fp32 master copy: stochastic rounding); (c) LoRA rank 4 on the UNet and
+    /// text-encoder attention projections, adapters in fp32 on a frozen bf16 base with gradient checkpointing (what the
+    /// trainer does for <c>Precision = Bf16</c> + <c>Lora</c>).
+    /// </summary>
     static string BenchTrainStep(string dir, int px, string variant, int n)
     {
+        if (variant is not ("a" or "b" or "c")) throw new CliException($"--variant '{variant}': use a (fp32 AdamW), b (bf16 + checkpointing + 8-bit AdamW) or c (LoRA rank 4)");
         bool lora = variant == "c";
-        bool lowMem = variant == "b";
+        bool lowMem = variant != "a";
         var dt = lowMem ? ScalarType.BFloat16 : ScalarType.Float32;
         using var unet = Unet(dir, dt);
         using var te = new ClipTextModel(ComponentLoader.ReadConfig<ClipTextConfig>(Path.Combine(dir, "text_encoder")).Config, new ModelPlacement(torch.CPU, dt));
-        using var vae = new AutoencoderKL(ComponentLoader.ReadConfig<AutoencoderKLConfig>(Path.Combine(dir, "vae")).Config, new ModelPlacement(torch.CPU, lowMem ? ScalarType.BFloat16 : ScalarType.Float32));
+        using var vae = new AutoencoderKL(ComponentLoader.ReadConfig<AutoencoderKLConfig>(Path.Combine(dir, "vae")).Config, new ModelPlacement(torch.CPU, dt));
         foreach (var p in vae.parameters()) p.requires_grad = false;
+        double loadPeak = PeakRssGiB();
+        Tensor latents;
+        using (torch.no_grad())
+        using (var scope = torch.NewDisposeScope())
+            latents = (vae.Encode(torch.rand(2, 3, px, px, dtype: dt) * 2 - 1).Mean.to(ScalarType.Float32) * 0.18215).MoveToOuterDisposeScope();
+        using var _latents = latents;
+        double encodePeak = PeakRssGiB();
+        ResetPeakRss();
         List<TorchSharp.Modules.Parameter> trainable;
         LoraNetwork? ul = null, tl = null;
         if (lora)
@@ -130,16 +147,13 @@ public static class BenchCommand
         else trainable = [.. unet.parameters(), .. te.parameters()];
         unet.GradientCheckpointing = lowMem;
         unet.train(); te.train();
-        using ITrainingOptimizer opt = lowMem ? new AdamW8bit([new ParameterGroup("all", trainable, 1e-6)]) : new AdamW([new ParameterGroup("all", trainable, lora ? 1e-4 : 1e-6)]);
+        using ITrainingOptimizer opt = variant == "b" ? new AdamW8bit([new ParameterGroup("all", trainable, 1e-6)]) : new AdamW([new ParameterGroup("all", trainable, lora ? 1e-4 : 1e-6)]);
         using var schedule = new NoiseSchedule(SchedulerConfig.StableDiffusion);
         var times = new List<double>();
         for (int i = 0; i <= n; i++)
         {
             using var scope = torch.NewDisposeScope();
             var sw = Stopwatch.StartNew();
-            Tensor latents;
-            using (torch.no_grad())
-                latents = vae.Encode(torch.rand(2, 3, px, px, dtype: vae.DType) * 2 - 1).Mean.to(ScalarType.Float32) * 0.18215;
             var ids = torch.randint(0, 49406, [2, 77]);
             var ctx = te.Forward(ids).LastHiddenState;
             var noise = torch.randn(latents.shape);
@@ -151,9 +165,24 @@ public static class BenchCommand
             opt.ZeroGrad();
             if (i > 0) times.Add(sw.Elapsed.TotalSeconds);
         }
+        double trainPeak = PeakRssGiB();
         ul?.Dispose(); tl?.Dispose();
-        string name = variant switch { "a" => "(a) fp32 AdamW", "b" => "(b) bf16 + gradient checkpointing + 8-bit AdamW", _ => "(c) LoRA rank 4 (fp32)" };
-        return $"train-step {name} {px}x{px}, 1 instance + 1 class, UNet + text encoder: {times.Average():F1} s/step (n={n}), optimizer state {opt.StateBytes / (double)(1L << 30):F2} GiB";
+        string name = variant switch
+        {
+            "a" => "(a) fp32 AdamW",
+            "b" => "(b) bf16 + gradient checkpointing + 8-bit AdamW",
+            _ => "(c) LoRA rank 4 (fp32 adapters, frozen bf16 base, gradient checkpointing)",
+        };
+        return string.Create(CultureInfo.InvariantCulture,
+            $"train-step {name} {px}x{px}, 1 instance + 1 class, UNet + text encoder: {times.Average():F1} s/step (n={n}), optimizer state {opt.StateBytes / (double)(1L << 30):F2} GiB, peak RSS while loading {loadPeak:F2} GiB, after encoding the latents {encodePeak:F2} GiB, during training steps {trainPeak:F2} GiB (process peak {Math.Max(trainPeak, Math.Max(loadPeak, encodePeak)):F2} GiB)");
+    }
+
+    /// <summary>Resets the kernel's peak-RSS counter (VmHWM) of this process to the current RSS (Linux ≥ 4.0).</summary>
+    static void ResetPeakRss()
+    {
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
     }
 
     /// <summary>Peak resident set size of this process (VmHWM), in GiB; NaN where /proc is unavailable.</summary>

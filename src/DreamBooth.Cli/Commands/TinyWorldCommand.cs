@@ -32,11 +32,16 @@ public static class TinyWorldCommand
         var unetChannels = new Option<string?>("--unet-channels") { Description = "UNet widths per level, comma-separated (default 64,128,128)." };
         var unetBatch = new Option<int?>("--unet-batch") { Description = "Latents per UNet step." };
         var snapshot = new Option<int?>("--snapshot-every") { Description = "Write the model folder every N UNet steps (0 = only at the end)." };
+        var highNoise = new Option<double?>("--high-noise-cap") { Description = "Up-weight noisy timesteps' ε-loss by min(1 + 1/SNR, cap) (0 = off)." };
+        var noiseOffset = new Option<double?>("--noise-offset") { Description = "Offset noise added to ε during training." };
+        var unetLr = new Option<double?>("--unet-lr") { Description = "UNet peak learning rate." };
+        var textLr = new Option<double?>("--text-lr") { Description = "Text-encoder peak learning rate." };
+        var textSteps = new Option<int?>("--text-pretrain-steps") { Description = "Text-only steps that pretrain the text encoder on caption attributes before the UNet stage (0 = none)." };
         var quick = new Option<bool>("--quick") { Description = "A few-minute smoke recipe (the model it makes is not good)." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Folder with CLIP's vocab.json + merges.txt (default: data/models/tiny-sd/tokenizer of this repository)." };
         var cmd = new Command("pretrain", "Train the tiny VAE, text encoder and UNet on TinyWorld and write a diffusers folder.")
         {
-            output, seed, vaeSteps, vaeFrom, unetSteps, samples, threads, unetChannels, unetBatch, snapshot, quick, tokenizer,
+            output, seed, vaeSteps, vaeFrom, unetSteps, samples, threads, unetChannels, unetBatch, snapshot, highNoise, noiseOffset, unetLr, textLr, textSteps, quick, tokenizer,
         };
         cmd.SetAction((pr, ct) =>
         {
@@ -54,6 +59,11 @@ public static class TinyWorldCommand
                 UnetBatchSize = pr.GetValue(unetBatch) ?? o.UnetBatchSize,
                 SnapshotEvery = pr.GetValue(snapshot) ?? o.SnapshotEvery,
                 UnetChannels = pr.GetValue(unetChannels) is { } uc ? ParseInts(uc, "--unet-channels") : o.UnetChannels,
+                HighNoiseWeightCap = pr.GetValue(highNoise) ?? o.HighNoiseWeightCap,
+                NoiseOffset = pr.GetValue(noiseOffset) ?? o.NoiseOffset,
+                UnetLearningRate = pr.GetValue(unetLr) ?? o.UnetLearningRate,
+                TextLearningRate = pr.GetValue(textLr) ?? o.TextLearningRate,
+                TextPretrainSteps = pr.GetValue(textSteps) ?? o.TextPretrainSteps,
             };
             var progress = new ConsoleProgress();
             var result = TinyWorldPretraining.Run(o, pr.GetValue(output)!, progress, ct);

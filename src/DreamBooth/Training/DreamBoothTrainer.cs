@@ -102,11 +102,12 @@ public sealed class DreamBoothTrainer
         List<Parameter> unetParams, teParams;
         if (lora)
         {
-            UnetLora = LoraNetwork.Attach(unet, "unet", options.Lora!.Rank, options.Lora.Alpha, Model.Device, dtype);
+            // adapters stay in float32 (a few MB) on a base that runs in the chosen precision, as kohya does
+            UnetLora = LoraNetwork.Attach(unet, "unet", options.Lora!.Rank, options.Lora.Alpha, Model.Device, ScalarType.Float32);
             unetParams = UnetLora.Parameters().ToList();
             if (teTrained)
             {
-                TextEncoderLora = LoraNetwork.Attach(te, "text_encoder", options.Lora.Rank, options.Lora.Alpha, Model.Device, dtype);
+                TextEncoderLora = LoraNetwork.Attach(te, "text_encoder", options.Lora.Rank, options.Lora.Alpha, Model.Device, ScalarType.Float32);
                 teParams = TextEncoderLora.Parameters().ToList();
             }
             else teParams = [];

@@ -20,8 +20,9 @@ public enum TrainingPrecision
     /// <summary>Everything in float32.</summary>
     Fp32,
     /// <summary>
-    /// bf16 mixed precision done explicitly (TorchSharp has no autocast): frozen networks and the forward/backward copies
-    /// run in bfloat16, fp32 master weights are kept for the optimizer step.
+    /// bf16 done explicitly (TorchSharp has no autocast): the UNet and text encoder are held and run in bfloat16; the
+    /// optimizer updates each weight in float32 and writes it back with stochastic rounding, so no fp32 master copy is
+    /// kept (half the weight memory). LoRA adapters stay in float32 on the bf16 base.
     /// </summary>
     Bf16,
 }

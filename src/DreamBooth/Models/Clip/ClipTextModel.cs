@@ -98,11 +98,11 @@ public sealed class ClipEncoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor mask)
+    public Tensor Forward(Tensor x, Tensor mask) => Scoped.Run(() =>
     {
         x = x + self_attn.Forward(layer_norm1.forward(x), mask);
         return x + mlp.forward(layer_norm2.forward(x));
-    }
+    });
 }
 
 public sealed class ClipEncoder : nn.Module

@@ -39,7 +39,9 @@ public sealed class Attention : nn.Module, ILoraTarget
     }
 
     /// <summary>Attention over tokens: <paramref name="x"/> [B, L, C], <paramref name="context"/> [B, S, Ck] or null (self-attention).</summary>
-    public Tensor Forward(Tensor x, Tensor? context = null)
+    public Tensor Forward(Tensor x, Tensor? context = null) => Scoped.Run(() => ForwardCore(x, context));
+
+    Tensor ForwardCore(Tensor x, Tensor? context)
     {
         var q = LoraProjection.Apply(to_q, adapters.GetValueOrDefault("to_q"), x);
         var ctx = context ?? x;
@@ -60,7 +62,9 @@ public sealed class Attention : nn.Module, ILoraTarget
     }
 
     /// <summary>The VAE's spatial self-attention: [B, C, H, W] → group norm → attention → + residual.</summary>
-    public Tensor ForwardSpatial(Tensor x)
+    public Tensor ForwardSpatial(Tensor x) => Scoped.Run(() => ForwardSpatialCore(x));
+
+    Tensor ForwardSpatialCore(Tensor x)
     {
         var shape = x.shape;
         long b = shape[0], c = shape[1], h = shape[2], w = shape[3];

@@ -80,7 +80,8 @@ public static class GradientCheckpoint
             ctx.save_data("parameters", parameters);
             ctx.save_for_backward(inputs.ToList());
             // apply() runs this under no_grad: no activations are recorded.
-            var outputs = payload.Fn(inputs);
+            // in its own scope: the intermediates of this no-grad pass are released now, not at the end of the step
+            var outputs = Scoped.Run(() => payload.Fn(inputs));
             if (outputs is null || outputs.Length == 0)
                 throw new InvalidOperationException("The checkpointed function returned no tensors.");
             var result = new List<Tensor>(outputs.Length);
@@ -130,16 +131,30 @@ public static class GradientCheckpoint
                 int k = 0;
                 for (int i = 0; i < detached.Length; i++)
                     result.Add(needsGrad[i] ? Valid(grads[k++]) : null!);
-                for (int i = 0; i < parameters.Length; i++)
-                    result.Add(Valid(grads[k++]));
-                // Gradients are handed to the autograd engine after this method returns: keep them alive past this scope.
-                // On CPU backward runs on the caller's thread, so they land in the caller's step scope; on CUDA the engine
-                // calls this from its device thread, where no scope exists and they are left to the GC finaliser.
+                // Parameter gradients are accumulated into .grad here (what the engine's AccumulateGrad would do) and
+                // the engine gets none: handed back, they would stay referenced by this scope's caller until the end of
+                // the step, a second copy of every checkpointed block's gradients.
+                using (torch.no_grad())
+                    for (int i = 0; i < parameters.Length; i++)
+                    {
+                        if (Valid(grads[k++]) is { } g) Accumulate(parameters[i], g);
+                        result.Add(null!);
+                    }
+                // Input gradients are handed to the autograd engine after this method returns: keep them alive past this
+                // scope. On CPU backward runs on the caller's thread, so they land in the caller's step scope; on CUDA the
+                // engine calls this from its device thread, where no scope exists and they are left to the GC finaliser.
                 foreach (var g in result) g?.MoveToOuterDisposeScope();
             }
             return result;
         }
 
         private static Tensor Valid(Tensor? t) => t is null || t.IsInvalid ? null! : t;
+
+        private static void Accumulate(Tensor parameter, Tensor gradient)
+        {
+            using var existing = parameter.grad;
+            if (existing is null || existing.IsInvalid) parameter.grad = gradient;
+            else existing.add_(gradient);
+        }
     }
 }

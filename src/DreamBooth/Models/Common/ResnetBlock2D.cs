@@ -30,7 +30,9 @@ public sealed class ResnetBlock2D : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor? temb)
+    public Tensor Forward(Tensor x, Tensor? temb) => Scoped.Run(() => ForwardCore(x, temb));
+
+    Tensor ForwardCore(Tensor x, Tensor? temb)
     {
         var h = conv1.forward(Activations.Apply(act, norm1.forward(x)));
         if (time_emb_proj is not null && temb is not null)

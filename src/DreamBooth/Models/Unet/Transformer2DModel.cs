@@ -58,13 +58,13 @@ public sealed class BasicTransformerBlock : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor context)
+    public Tensor Forward(Tensor x, Tensor context) => Scoped.Run(() =>
     {
         x = attn1.Forward(norm1.forward(x)) + x;
         x = attn2.Forward(norm2.forward(x), context) + x;
         x = ff.forward(norm3.forward(x)) + x;
         return x;
-    }
+    });
 }
 
 /// <summary>diffusers' <c>Transformer2DModel</c> for continuous inputs (GroupNorm, proj_in conv or linear, blocks, proj_out, residual).</summary>
@@ -89,7 +89,9 @@ public sealed class Transformer2DModel : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor context)
+    public Tensor Forward(Tensor x, Tensor context) => Scoped.Run(() => ForwardCore(x, context));
+
+    Tensor ForwardCore(Tensor x, Tensor context)
     {
         long b = x.shape[0], h = x.shape[2], w = x.shape[3];
         var residual = x;

@@ -52,6 +52,22 @@ public sealed record PretrainOptions
     /// <summary>Text encoder MLP width.</summary>
     public int TextIntermediateSize { get; init; } = 256;
 
+    /// <summary>
+    /// Text-only steps that pretrain the text encoder before the UNet sees it (0 = none). Stable Diffusion's text encoder
+    /// is CLIP, trained before the UNet; ours is trained here to name a caption's attributes (shape, colour, size,
+    /// position, background, count, or "not said") from each end-of-text/padding position, so the states the UNet's
+    /// cross-attention reads carry the whole caption from the first UNet step. Without it the UNet learnt to ignore the
+    /// text: only the attribute word's own position differed between captions, diluted 77-fold by initially uniform
+    /// attention.
+    /// </summary>
+    public int TextPretrainSteps { get; init; } = 0;
+
+    /// <summary>Captions per text-pretraining step.</summary>
+    public int TextPretrainBatchSize { get; init; } = 64;
+
+    /// <summary>Peak learning rate of the text-pretraining stage.</summary>
+    public double TextPretrainLearningRate { get; init; } = 1e-3;
+
     /// <summary>UNet widths per level; the last level has no attention (SD's layout: cross-attention blocks first).</summary>
     public int[] UnetChannels { get; init; } = [64, 128, 128];
 
@@ -84,6 +100,15 @@ public sealed record PretrainOptions
 
     /// <summary>Min-SNR-γ loss weighting (Hang et al. 2023); 0 turns it off.</summary>
     public double MinSnrGamma { get; init; } = 5.0;
+
+    /// <summary>
+    /// Up-weights the ε-loss of noisy timesteps by min(1 + 1/SNR, cap) — the factor that turns an ε-MSE into a v-MSE
+    /// (Salimans &amp; Ho 2022) — so the model is pushed to predict the clean image where the noise hides it. Without it a
+    /// small ε-model learns to read the background colour from the noise (SD's schedule keeps SNR ≈ 0.005 at t = T, and a
+    /// flat background averaged over the latent is visible through that) instead of from the prompt, which makes sampling
+    /// from pure noise ignore the text. 0 turns it off.
+    /// </summary>
+    public double HighNoiseWeightCap { get; init; } = 0;
 
     /// <summary>Exponential moving average decay of the UNet/text-encoder weights that are exported; 0 exports the raw weights.</summary>
     public double EmaDecay { get; init; } = 0.995;
@@ -148,6 +173,9 @@ public sealed record PretrainOptions
         Check(TextHiddenSize > 0 && TextHeads > 0 && TextHiddenSize % TextHeads == 0, nameof(TextHeads), TextHeads, $"must divide TextHiddenSize ({TextHiddenSize}).");
         Check(TextLayers >= 1, nameof(TextLayers), TextLayers, "must be ≥ 1.");
         Check(TextIntermediateSize >= 1, nameof(TextIntermediateSize), TextIntermediateSize, "must be ≥ 1.");
+        Check(TextPretrainSteps >= 0, nameof(TextPretrainSteps), TextPretrainSteps, "must be ≥ 0 (0 skips text pretraining).");
+        Check(TextPretrainBatchSize >= 1, nameof(TextPretrainBatchSize), TextPretrainBatchSize, "must be ≥ 1.");
+        Check(TextPretrainLearningRate > 0 && TextPretrainLearningRate < 1, nameof(TextPretrainLearningRate), TextPretrainLearningRate, "must lie in (0, 1).");
         Check(UnetChannels is { Length: >= 2 } && UnetChannels.All(c => c > 0), nameof(UnetChannels), UnetChannels?.Length ?? 0, "needs at least 2 positive widths.");
         Check(UnetHeads > 0 && UnetChannels!.All(c => c % UnetHeads == 0), nameof(UnetHeads), UnetHeads, "must divide every UnetChannels entry.");
         Check(UnetNormGroups > 0 && UnetChannels!.All(c => c % UnetNormGroups == 0), nameof(UnetNormGroups), UnetNormGroups, "must divide every UnetChannels entry.");
@@ -159,6 +187,7 @@ public sealed record PretrainOptions
         Check(CaptionDropout is >= 0 and < 1, nameof(CaptionDropout), CaptionDropout, "must lie in [0, 1); 0.1 enables classifier-free guidance.");
         Check(NoiseOffset is >= 0 and <= 1, nameof(NoiseOffset), NoiseOffset, "must lie in [0, 1].");
         Check(MinSnrGamma >= 0, nameof(MinSnrGamma), MinSnrGamma, "must be ≥ 0 (0 = off, 5 is the paper's value).");
+        Check(HighNoiseWeightCap == 0 || HighNoiseWeightCap >= 1, nameof(HighNoiseWeightCap), HighNoiseWeightCap, "must be 0 (off) or ≥ 1 (the largest weight of a noisy timestep).");
         Check(EmaDecay is >= 0 and < 1, nameof(EmaDecay), EmaDecay, "must lie in [0, 1).");
         Check(MaxGradNorm > 0, nameof(MaxGradNorm), MaxGradNorm, "must be > 0.");
         Check(SnapshotEvery >= 0, nameof(SnapshotEvery), SnapshotEvery, "must be ≥ 0 (0 = no intermediate snapshots).");
@@ -180,6 +209,8 @@ public enum PretrainStage
     Vae,
     /// <summary>Encoding the training set to cached latents.</summary>
     Latents,
+    /// <summary>Pretraining the text encoder on the captions alone.</summary>
+    Text,
     /// <summary>Training text encoder and UNet jointly.</summary>
     Unet,
     /// <summary>Writing the diffusers folder.</summary>

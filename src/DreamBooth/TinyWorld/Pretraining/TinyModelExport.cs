@@ -169,6 +169,7 @@ public static class TinyModelExport
             ["scaling_factor"] = Math.Round(r.ScalingFactor, 5),
             ["final_vae_loss"] = Math.Round(r.FinalVaeLoss, 5),
             ["final_unet_loss"] = Math.Round(r.FinalUnetLoss, 5),
+            ["final_text_loss"] = double.IsFinite(r.FinalTextLoss) ? Math.Round(r.FinalTextLoss, 5) : null,
             ["unet_steps_done"] = r.UnetStepsDone,
             ["vae_stage_seconds"] = r.VaeSeconds,
             ["unet_stage_seconds"] = r.UnetSeconds,

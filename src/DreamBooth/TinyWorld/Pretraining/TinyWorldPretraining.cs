@@ -28,6 +28,9 @@ public sealed record PretrainResult
     /// <summary>Mean diffusion (ε-MSE, unweighted) loss over the last 10% of UNet steps.</summary>
     public required double FinalUnetLoss { get; init; }
 
+    /// <summary>Mean attribute cross-entropy of the text-pretraining stage over its last 10% of steps (NaN when skipped).</summary>
+    public double FinalTextLoss { get; init; } = double.NaN;
+
     /// <summary>The VAE scaling factor (1 / std of the training latents) stored in vae/config.json.</summary>
     public required double ScalingFactor { get; init; }
 
@@ -127,6 +130,12 @@ public static class TinyWorldPretraining
         using var ids = TokenizeAll(tokenizer, captions);
         using var emptyIds = TokenizeAll(tokenizer, [""]);
         using var scaledLatents = (latents * scaling).DetachFromDisposeScope();
+        double textLoss = double.NaN;
+        if (options.TextPretrainSteps > 0)
+        {
+            using var labels = CaptionLabels(captions);
+            textLoss = PretrainTextEncoder(te, ids, emptyIds, labels, tokenizer.EosId, options, gen, progress, total, cancellationToken);
+        }
         var parameters = new Dictionary<string, long>
         {
             ["unet"] = unet.parameters().Sum(p => p.numel()),
@@ -138,6 +147,7 @@ public static class TinyWorldPretraining
             Folder = Path.GetFullPath(outputFolder),
             FinalVaeLoss = vaeLoss,
             FinalUnetLoss = unetLoss,
+            FinalTextLoss = textLoss,
             ScalingFactor = scaling,
             VaeSeconds = Math.Round(vaeSeconds, 1),
             UnetSeconds = Math.Round(total.Elapsed.TotalSeconds - vaeSeconds, 1),
@@ -315,6 +325,83 @@ public static class TinyWorldPretraining
         return torch.tensor(rows.SelectMany(r => r).ToArray(), [rows.Count, len]).DetachFromDisposeScope();
     }
 
+    /// <summary>Classes per caption attribute (each has one more class, "not said"): shape, colour, size, position, background, count.</summary>
+    static readonly int[] AttributeClasses =
+    [
+        Enum.GetValues<ShapeKind>().Length, Enum.GetValues<NamedColor>().Length, Enum.GetValues<ObjectSize>().Length,
+        Enum.GetValues<GridPosition>().Length, Enum.GetValues<NamedColor>().Length, Enum.GetValues<ObjectCount>().Length,
+    ];
+
+    /// <summary>What each caption says, as class indices [N, 6] (the last class of an attribute = not said).</summary>
+    internal static Tensor CaptionLabels(IReadOnlyList<string> captions)
+    {
+        var rows = new long[captions.Count * AttributeClasses.Length];
+        for (int i = 0; i < captions.Count; i++)
+        {
+            var r = SceneRequest.Parse(captions[i]);
+            int?[] values = [(int?)r.Shape, (int?)r.Color, (int?)r.Size, (int?)r.Position, (int?)r.Background, (int?)r.Count];
+            for (int a = 0; a < values.Length; a++) rows[i * values.Length + a] = values[a] ?? AttributeClasses[a];
+        }
+        return torch.tensor(rows, [captions.Count, AttributeClasses.Length]).DetachFromDisposeScope();
+    }
+
+    /// <summary>
+    /// Trains the text encoder alone: a linear head (discarded afterwards) must name every attribute of the caption from
+    /// each end-of-text / padding position (CLIP's pad token is its end-of-text token). Empty captions (caption dropout)
+    /// are included with every attribute "not said". Returns the mean loss over the last 10% of steps.
+    /// </summary>
+    static double PretrainTextEncoder(ClipTextModel te, Tensor ids, Tensor emptyIds, Tensor labels, int eosId, PretrainOptions o,
+        torch.Generator gen, IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct)
+    {
+        te.train();
+        int hidden = o.TextHiddenSize, total = AttributeClasses.Sum(c => c + 1);
+        using var head = nn.Linear(hidden, total);
+        var parameters = te.parameters().Concat(head.parameters()).ToList();
+        using var opt = new AdamW([new ParameterGroup("text", parameters, o.TextPretrainLearningRate)], new AdamWOptions { WeightDecay = 1e-2 });
+        var schedule = new LrScheduleOptions { Kind = LrScheduleKind.Cosine, WarmupSteps = Math.Min(o.WarmupSteps, o.TextPretrainSteps - 1), TrainingSteps = o.TextPretrainSteps };
+        using var notSaid = torch.tensor(AttributeClasses.Select(c => (long)c).ToArray());
+        long n = ids.shape[0];
+        var tail = new List<double>();
+        int tailFrom = o.TextPretrainSteps - Math.Max(1, o.TextPretrainSteps / 10);
+        for (int step = 0; step < o.TextPretrainSteps; step++)
+        {
+            ct.ThrowIfCancellationRequested();
+            using var scope = torch.NewDisposeScope();
+            int b = o.TextPretrainBatchSize;
+            var idx = torch.randint(n, [b], dtype: ScalarType.Int64, generator: gen);
+            var tok = ids.index_select(0, idx);
+            var lab = labels.index_select(0, idx);
+            var drop = torch.rand([b], generator: gen).lt(o.CaptionDropout).unsqueeze(1);
+            tok = torch.where(drop, emptyIds.expand(b, -1), tok);
+            lab = torch.where(drop, notSaid.unsqueeze(0).expand(b, -1), lab);
+            var states = te.Forward(tok).LastHiddenState;          // [B, 77, H]
+            var logits = head.forward(states);                       // [B, 77, total]
+            var mask = tok.eq(eosId).to(ScalarType.Float32);         // end-of-text and padding positions
+            var loss = torch.zeros([], dtype: ScalarType.Float32);
+            int offset = 0;
+            for (int a = 0; a < AttributeClasses.Length; a++)
+            {
+                int c = AttributeClasses[a] + 1;
+                var logp = logits[.., .., offset..(offset + c)].log_softmax(-1);
+                var target = lab[.., a].view(b, 1, 1).expand(b, logp.shape[1], 1);
+                var nll = -logp.gather(-1, target).squeeze(-1);      // [B, 77]
+                loss = loss + (nll * mask).sum() / mask.sum();
+                offset += c;
+            }
+            opt.ZeroGrad();
+            loss.backward();
+            GradClip.ClipGradNorm(parameters, o.MaxGradNorm);
+            LrSchedule.Apply(opt, schedule, step);
+            opt.Step();
+            double l = loss.item<float>();
+            if (!double.IsFinite(l)) throw new InvalidOperationException($"text-pretraining loss became {l} at step {step}; lower PretrainOptions.TextPretrainLearningRate.");
+            if (step >= tailFrom) tail.Add(l);
+            progress?.Report(new PretrainProgress(PretrainStage.Text, step + 1, o.TextPretrainSteps, l, clock.Elapsed));
+        }
+        opt.ZeroGrad();
+        return tail.Count == 0 ? double.NaN : tail.Average();
+    }
+
     static double TrainUnet(UNet2DConditionModel unet, ClipTextModel te, Tensor latents, Tensor ids, Tensor emptyIds,
         PretrainOptions o, torch.Generator gen, IProgress<PretrainProgress>? progress, Stopwatch clock,
         Action<int, double> snapshot, CancellationToken ct)
@@ -353,7 +440,10 @@ public static class TinyWorldPretraining
             var context = te.Forward(tok).LastHiddenState;
             var pred = unet.Forward(xt, t, context);
             var perSample = (pred - eps).pow(2).mean([1, 2, 3]);
-            var loss = o.MinSnrGamma > 0 ? (perSample * noise.MinSnrWeights(t, o.MinSnrGamma, PredictionType.Epsilon)).mean() : perSample.mean();
+            var weights = o.MinSnrGamma > 0 ? noise.MinSnrWeights(t, o.MinSnrGamma, PredictionType.Epsilon) : torch.ones([b]);
+            if (o.HighNoiseWeightCap > 0)
+                weights = weights * (1.0 + noise.Snr(t).reciprocal()).clamp_max(o.HighNoiseWeightCap);
+            var loss = (perSample * weights).mean();
             opt.ZeroGrad();
             loss.backward();
             GradClip.ClipGradNorm(all, o.MaxGradNorm);
