@@ -150,6 +150,17 @@ public static class BenchCommand
         using ITrainingOptimizer opt = variant == "b" ? new AdamW8bit([new ParameterGroup("all", trainable, 1e-6)]) : new AdamW([new ParameterGroup("all", trainable, lora ? 1e-4 : 1e-6)]);
         using var schedule = new NoiseSchedule(SchedulerConfig.StableDiffusion);
         var times = new List<double>();
+        // peak RSS per phase of the step (the counter is reset after each phase)
+        var phases = new[] { "forward", "backward", "clip", "optimizer" };
+        var phasePeak = new double[phases.Length];
+        double trainPeak = 0;
+        void EndPhase(int k)
+        {
+            double peak = PeakRssGiB();
+            phasePeak[k] = Math.Max(phasePeak[k], peak);
+            trainPeak = Math.Max(trainPeak, peak);
+            ResetPeakRss();
+        }
         for (int i = 0; i <= n; i++)
         {
             using var scope = torch.NewDisposeScope();
@@ -159,13 +170,16 @@ public static class BenchCommand
             var noise = torch.randn(latents.shape);
             var ts = torch.randint(0, 1000, [2]);
             var r = DreamBoothLoss.Compute(unet, schedule, latents, noise, ts, ctx, 1, 1.0);
+            EndPhase(0);
             r.Loss.backward();
+            EndPhase(1);
             GradClip.ClipGradNorm(trainable, 1.0);
+            EndPhase(2);
             opt.Step();
             opt.ZeroGrad();
+            EndPhase(3);
             if (i > 0) times.Add(sw.Elapsed.TotalSeconds);
         }
-        double trainPeak = PeakRssGiB();
         ul?.Dispose(); tl?.Dispose();
         string name = variant switch
         {
@@ -174,7 +188,7 @@ public static class BenchCommand
             _ => "(c) LoRA rank 4 (fp32 adapters, frozen bf16 base, gradient checkpointing)",
         };
         return string.Create(CultureInfo.InvariantCulture,
-            $"train-step {name} {px}x{px}, 1 instance + 1 class, UNet + text encoder: {times.Average():F1} s/step (n={n}), optimizer state {opt.StateBytes / (double)(1L << 30):F2} GiB, peak RSS while loading {loadPeak:F2} GiB, after encoding the latents {encodePeak:F2} GiB, during training steps {trainPeak:F2} GiB (process peak {Math.Max(trainPeak, Math.Max(loadPeak, encodePeak)):F2} GiB)");
+            $"train-step {name} {px}x{px}, 1 instance + 1 class, UNet + text encoder: {times.Average():F1} s/step (n={n}), optimizer state {opt.StateBytes / (double)(1L << 30):F2} GiB, peak RSS while loading {loadPeak:F2} GiB, after encoding the latents {encodePeak:F2} GiB, during training steps {trainPeak:F2} GiB ({string.Join(", ", phases.Select((p, k) => $"{p} {phasePeak[k]:F2}"))}) (process peak {Math.Max(trainPeak, Math.Max(loadPeak, encodePeak)):F2} GiB)");
     }
 
     /// <summary>Resets the kernel's peak-RSS counter (VmHWM) of this process to the current RSS (Linux ≥ 4.0).</summary>

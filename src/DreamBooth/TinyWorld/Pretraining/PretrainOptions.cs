@@ -26,7 +26,7 @@ public sealed record PretrainOptions
     public string? VaeFrom { get; init; }
 
     /// <summary>VAE optimiser steps.</summary>
-    public int VaeSteps { get; init; } = 350;
+    public int VaeSteps { get; init; } = 1200;
 
     /// <summary>VAE images per step.</summary>
     public int VaeBatchSize { get; init; } = 16;
@@ -60,7 +60,7 @@ public sealed record PretrainOptions
     /// text: only the attribute word's own position differed between captions, diluted 77-fold by initially uniform
     /// attention.
     /// </summary>
-    public int TextPretrainSteps { get; init; } = 0;
+    public int TextPretrainSteps { get; init; } = 500;
 
     /// <summary>Captions per text-pretraining step.</summary>
     public int TextPretrainBatchSize { get; init; } = 64;
@@ -78,7 +78,7 @@ public sealed record PretrainOptions
     public int UnetNormGroups { get; init; } = 32;
 
     /// <summary>Joint text-encoder + UNet optimiser steps.</summary>
-    public int UnetSteps { get; init; } = 1000;
+    public int UnetSteps { get; init; } = 3000;
 
     /// <summary>Latents per UNet step.</summary>
     public int UnetBatchSize { get; init; } = 32;
@@ -87,7 +87,7 @@ public sealed record PretrainOptions
     public double UnetLearningRate { get; init; } = 8e-4;
 
     /// <summary>Text-encoder peak learning rate.</summary>
-    public double TextLearningRate { get; init; } = 8e-4;
+    public double TextLearningRate { get; init; } = 2e-4;
 
     /// <summary>Warm-up steps of both stages' schedules.</summary>
     public int WarmupSteps { get; init; } = 50;
@@ -96,7 +96,7 @@ public sealed record PretrainOptions
     public double CaptionDropout { get; init; } = 0.1;
 
     /// <summary>Offset noise (per-channel constant noise added to ε): lets the model move an image's mean colour.</summary>
-    public double NoiseOffset { get; init; } = 0.05;
+    public double NoiseOffset { get; init; } = 0.1;
 
     /// <summary>Min-SNR-γ loss weighting (Hang et al. 2023); 0 turns it off.</summary>
     public double MinSnrGamma { get; init; } = 5.0;
@@ -108,7 +108,7 @@ public sealed record PretrainOptions
     /// flat background averaged over the latent is visible through that) instead of from the prompt, which makes sampling
     /// from pure noise ignore the text. 0 turns it off.
     /// </summary>
-    public double HighNoiseWeightCap { get; init; } = 0;
+    public double HighNoiseWeightCap { get; init; } = 100;
 
     /// <summary>Exponential moving average decay of the UNet/text-encoder weights that are exported; 0 exports the raw weights.</summary>
     public double EmaDecay { get; init; } = 0.995;
@@ -130,6 +130,7 @@ public sealed record PretrainOptions
     {
         TrainSamples = 256,
         VaeSteps = 60,
+        TextPretrainSteps = 100,
         UnetSteps = 100,
         WarmupSteps = 10,
     };
@@ -146,6 +147,8 @@ public sealed record PretrainOptions
         TextLayers = 1,
         TextHeads = 2,
         TextIntermediateSize = 32,
+        TextPretrainSteps = 2,
+        TextPretrainBatchSize = 4,
         UnetChannels = [16, 32, 32],
         UnetHeads = 2,
         UnetNormGroups = 8,

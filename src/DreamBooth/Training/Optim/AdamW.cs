@@ -54,10 +54,19 @@ public sealed class AdamW : AdamWBase
         double beta1 = Options.Beta1, beta2 = Options.Beta2;
         if (p.dtype is ScalarType.BFloat16 or ScalarType.Float16)
         {
-            // low-precision weights: update in float32 (state is float32 too), write back with stochastic rounding
-            var p32 = p.to(ScalarType.Float32);
-            ApplyAdamW(p32, grad.to(ScalarType.Float32), s.ExpAvg, s.ExpAvgSq, s.Step, lr, weightDecay, beta1, beta2, Options.Eps);
-            StochasticRounding.CopyInto(p, p32, CurrentRoundingSeed);
+            // low-precision weights: update in float32 (state is float32 too), write back with stochastic rounding,
+            // slice by slice so the float32 copies stay small
+            var pf = p.view(-1);
+            var gf = grad.reshape(-1);
+            var mf = s.ExpAvg.view(-1);
+            var vf = s.ExpAvgSq.view(-1);
+            ForEachChunk(pf.numel(), 1, (a, len, k) =>
+            {
+                var pv = pf.narrow(0, a, len);
+                var p32 = pv.to(ScalarType.Float32);
+                ApplyAdamW(p32, gf.narrow(0, a, len).to(ScalarType.Float32), mf.narrow(0, a, len), vf.narrow(0, a, len), s.Step, lr, weightDecay, beta1, beta2, Options.Eps);
+                StochasticRounding.CopyInto(pv, p32, ChunkRoundingSeed(k));
+            });
             return;
         }
         ApplyAdamW(p, grad, s.ExpAvg, s.ExpAvgSq, s.Step, lr, weightDecay, beta1, beta2, Options.Eps);

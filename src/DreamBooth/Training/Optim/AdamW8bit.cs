@@ -100,24 +100,38 @@ public sealed class AdamW8bit : AdamWBase
     /// <inheritdoc />
     protected override void Update(Parameter p, Tensor grad, ParamState state, double lr, double weightDecay)
     {
-        var g32 = grad.dtype == ScalarType.Float32 ? grad : grad.to(ScalarType.Float32);
-        var p32 = p.dtype == ScalarType.Float32 ? (Tensor)p : p.to(ScalarType.Float32);
         if (state is FullState f)
         {
+            // small parameters (below MinQuantizedElements): plain fp32 moments, one slice
+            var g32 = grad.dtype == ScalarType.Float32 ? grad : grad.to(ScalarType.Float32);
+            var p32 = p.dtype == ScalarType.Float32 ? (Tensor)p : p.to(ScalarType.Float32);
             AdamW.ApplyAdamW(p32, g32, f.ExpAvg, f.ExpAvgSq, f.Step, lr, weightDecay, Options.Beta1, Options.Beta2, Options.Eps);
+            if (!ReferenceEquals(p32, p)) StochasticRounding.CopyInto(p, p32, CurrentRoundingSeed);
+            return;
         }
-        else
+        var q = (QuantState)state;
+        var maps = Maps(p.device);
+        int bs = Quantization.BlockSize;
+        var pf = p.view(-1);
+        var gf = grad.reshape(-1);
+        // slices start on block boundaries, so each block's absmax and codes are what a whole-tensor pass would give
+        ForEachChunk(pf.numel(), bs, (a, len, k) =>
         {
-            var q = (QuantState)state;
-            var maps = Maps(p.device);
-            int bs = Quantization.BlockSize;
-            var m = BlockwiseQuantizer.Dequantize(q.ExpAvgQ, q.ExpAvgAbsmax, maps.Signed, bs, p.shape);
-            var v = BlockwiseQuantizer.Dequantize(q.ExpAvgSqQ, q.ExpAvgSqAbsmax, maps.Unsigned, bs, p.shape);
-            AdamW.ApplyAdamW(p32, g32, m, v, q.Step, lr, weightDecay, Options.Beta1, Options.Beta2, Options.Eps);
-            BlockwiseQuantizer.Quantize(m, maps.SignedMid, bs, q.ExpAvgQ, q.ExpAvgAbsmax);
-            BlockwiseQuantizer.Quantize(v, maps.UnsignedMid, bs, q.ExpAvgSqQ, q.ExpAvgSqAbsmax);
-        }
-        if (!ReferenceEquals(p32, p)) StochasticRounding.CopyInto(p, p32, CurrentRoundingSeed);
+            long b0 = a / bs, nb = BlockwiseQuantizer.BlockCount(len, bs);
+            var mq = q.ExpAvgQ.narrow(0, a, len);
+            var ma = q.ExpAvgAbsmax.narrow(0, b0, nb);
+            var vq = q.ExpAvgSqQ.narrow(0, a, len);
+            var va = q.ExpAvgSqAbsmax.narrow(0, b0, nb);
+            var m = BlockwiseQuantizer.Dequantize(mq, ma, maps.Signed, bs, [len]);
+            var v = BlockwiseQuantizer.Dequantize(vq, va, maps.Unsigned, bs, [len]);
+            var pv = pf.narrow(0, a, len);
+            var p32 = pv.dtype == ScalarType.Float32 ? pv : pv.to(ScalarType.Float32);
+            var gv = gf.narrow(0, a, len);
+            AdamW.ApplyAdamW(p32, gv.dtype == ScalarType.Float32 ? gv : gv.to(ScalarType.Float32), m, v, q.Step, lr, weightDecay, Options.Beta1, Options.Beta2, Options.Eps);
+            BlockwiseQuantizer.Quantize(m, maps.SignedMid, bs, mq, ma);
+            BlockwiseQuantizer.Quantize(v, maps.UnsignedMid, bs, vq, va);
+            if (!ReferenceEquals(p32, pv)) StochasticRounding.CopyInto(pv, p32, ChunkRoundingSeed(k));
+        });
     }
 
     /// <inheritdoc />

@@ -116,6 +116,39 @@ public abstract class AdamWBase : ITrainingOptimizer
 
     protected abstract ParamState CreateState(Parameter p);
 
+    /// <summary>Elements updated at once: a large parameter is updated in slices so the float32 temporaries of one
+    /// update (weight, gradient, moments, rounding noise) stay a few MB instead of ~1 GB for SD's largest conv.</summary>
+    public const long ChunkElements = 1L << 20;
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(start, length, index) over consecutive slices of <paramref name="numel"/> elements,
+    /// each in its own dispose scope. Slice starts are multiples of <paramref name="align"/> (a quantisation block size)
+    /// and of <see cref="ChunkElements"/> rounded to it, so block-wise results do not depend on the slicing.
+    /// </summary>
+    protected static void ForEachChunk(long numel, int align, Action<long, long, int> body)
+    {
+        long chunk = Math.Max(align, ChunkElements / align * align);
+        int k = 0;
+        for (long a = 0; a < numel; a += chunk, k++)
+        {
+            using var scope = torch.NewDisposeScope();
+            body(a, Math.Min(chunk, numel - a), k);
+        }
+    }
+
+    /// <summary>The stochastic-rounding seed of slice <paramref name="chunk"/> of the current parameter (splitmix64 of both).</summary>
+    protected long ChunkRoundingSeed(int chunk)
+    {
+        if (chunk == 0) return CurrentRoundingSeed;
+        unchecked
+        {
+            ulong z = (ulong)CurrentRoundingSeed + 0x9E3779B97F4A7C15UL * (ulong)chunk;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return (long)((z ^ (z >> 31)) & 0x7FFFFFFFFFFFFFFFUL);
+        }
+    }
+
     /// <summary>One AdamW update of <paramref name="p"/> (grad mode is off; <c>state.Step</c> already advanced).</summary>
     protected abstract void Update(Parameter p, Tensor grad, ParamState state, double lr, double weightDecay);
 
