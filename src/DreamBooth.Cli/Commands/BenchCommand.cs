@@ -20,7 +20,7 @@ namespace DreamBooth.Cli.Commands;
 /// <summary>
 /// `dreambooth bench`: measured speed and memory on full-size Stable Diffusion 1.5 architectures with random weights
 /// (configs from <c>../shared/parity/keys/sd15</c> or any folder with unet/vae/text_encoder configs). Each measurement
-/// should run in its own process so that peak RSS (VmHWM) belongs to it alone; `bench/run.sh` does that.
+/// should run in its own process so that peak RSS (VmHWM) belongs to it alone; `bench/run.sh` runs them all that way.
 /// </summary>
 public static class BenchCommand
 {
