@@ -12,11 +12,14 @@ public static class QuickstartCommand
         var output = new Option<string>("--out") { Description = "Output folder.", DefaultValueFactory = _ => Path.Combine("outputs", "quickstart") };
         var model = new Option<string>("--model") { Description = "Base model.", DefaultValueFactory = _ => CliPaths.DefaultModel };
         var steps = new Option<int?>("--steps") { Description = "DreamBooth steps (default 300)." };
+        var lr = new Option<double?>("--lr") { Description = "UNet learning rate (default: QuickstartOptions.LearningRate)." };
+        var teLr = new Option<double?>("--text-encoder-lr") { Description = "Text-encoder learning rate (default: QuickstartOptions.TextEncoderLearningRate)." };
+        var teSteps = new Option<int?>("--text-encoder-steps") { Description = "Steps during which the text encoder trains too." };
         var prior = new Option<bool>("--no-prior-preservation") { Description = "Train without class images (to see leakage)." };
         var smoke = new Option<bool>("--smoke") { Description = "A reduced run (a few steps) that only checks that everything works." };
         var cmd = new Command("quickstart", "DreamBooth on the embedded tiny model: session, demo subject, prior preservation, training, grids and loss chart.")
         {
-            output, model, steps, prior, smoke,
+            output, model, steps, lr, teLr, teSteps, prior, smoke,
         };
         cmd.SetAction(pr =>
         {
@@ -28,6 +31,21 @@ public static class QuickstartCommand
             {
                 if (n < 1) throw new CliException($"--steps must be ≥ 1 (got {n})");
                 o = o with { Steps = n };
+            }
+            if (pr.GetValue(lr) is double l)
+            {
+                if (!(l > 0 && l < 1)) throw new CliException($"--lr must lie in (0, 1) (got {l}); the quickstart default is {new QuickstartOptions().LearningRate}");
+                o = o with { LearningRate = l };
+            }
+            if (pr.GetValue(teLr) is double tl)
+            {
+                if (!(tl > 0 && tl < 1)) throw new CliException($"--text-encoder-lr must lie in (0, 1) (got {tl})");
+                o = o with { TextEncoderLearningRate = tl };
+            }
+            if (pr.GetValue(teSteps) is int ts)
+            {
+                if (ts < 0) throw new CliException($"--text-encoder-steps must be ≥ 0 (got {ts})");
+                o = o with { TextEncoderSteps = ts };
             }
             if (pr.GetValue(prior)) o = o with { PriorPreservation = false };
             var bar = ConsoleProgressBar.ForStderr("dreambooth");

@@ -23,9 +23,9 @@ public sealed record QuickstartOptions
     public string OutputFolder { get; init; } = Path.Combine("outputs", "quickstart");
 
     public int Steps { get; init; } = 300;
-    public double LearningRate { get; init; } = 5e-5;
+    public double LearningRate { get; init; } = 2e-4;
     public int TextEncoderSteps { get; init; } = 100;
-    public double TextEncoderLearningRate { get; init; } = 2e-5;
+    public double TextEncoderLearningRate { get; init; } = 1e-4;
     public int ClassImages { get; init; } = 40;
     public bool PriorPreservation { get; init; } = true;
     public long Seed { get; init; } = 1234;
