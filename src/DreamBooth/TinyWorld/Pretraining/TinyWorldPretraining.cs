@@ -282,7 +282,6 @@ public static class TinyWorldPretraining
         }
     }
 
-    /// <summary>transformers' CLIP init of the embeddings (token N(0, 0.02), position N(0, 0.01)); other layers keep PyTorch's defaults.</summary>
     /// <summary>CLIP's initialisation of the embeddings (tokens N(0, 0.02), positions N(0, 0.01)).</summary>
     static void InitTextEncoder(ClipTextModel te)
     {
