@@ -10,6 +10,14 @@ namespace DreamBooth.Cli;
 /// </summary>
 public static class Cli
 {
+    /// <summary>Parses a prediction-type option value (epsilon/eps, v/v_prediction/v-prediction); the error names the option.</summary>
+    public static DreamBooth.Sampling.PredictionType ParsePredictionType(string value, string option) => value.Trim().ToLowerInvariant() switch
+    {
+        "epsilon" or "eps" => DreamBooth.Sampling.PredictionType.Epsilon,
+        "v" or "v_prediction" or "v-prediction" => DreamBooth.Sampling.PredictionType.VPrediction,
+        _ => throw new CliException($"{option} '{value}': use epsilon or v"),
+    };
+
     static readonly AsyncLocal<TextWriter?> CurrentOut = new();
     static readonly AsyncLocal<TextWriter?> CurrentErr = new();
     static readonly AsyncLocal<CancellationToken> CurrentCancel = new();

@@ -38,12 +38,7 @@ public static class ConvertCommand
             if (pr.GetValue(prediction) is { } p)
                 sf = sf with
                 {
-                    PredictionType = p.Trim().ToLowerInvariant() switch
-                    {
-                        "epsilon" or "eps" => PredictionType.Epsilon,
-                        "v" or "v_prediction" => PredictionType.VPrediction,
-                        _ => throw new CliException($"--prediction-type '{p}': use epsilon or v"),
-                    },
+                    PredictionType = Cli.ParsePredictionType(p, "--prediction-type"),
                 };
             var options = new ModelSourceOptions
             {

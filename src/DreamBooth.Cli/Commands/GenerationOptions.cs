@@ -175,12 +175,7 @@ public sealed class GenerationOptions
         if (pr.GetValue(PredictionType) is { } p)
             sf = sf with
             {
-                PredictionType = p.Trim().ToLowerInvariant() switch
-                {
-                    "epsilon" or "eps" => Sampling.PredictionType.Epsilon,
-                    "v" or "v_prediction" or "v-prediction" => Sampling.PredictionType.VPrediction,
-                    _ => throw new CliException($"--prediction-type '{p}': use epsilon or v"),
-                },
+                PredictionType = Cli.ParsePredictionType(p, "--prediction-type"),
             };
         return new ModelSourceOptions
         {

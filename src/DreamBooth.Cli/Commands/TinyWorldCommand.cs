@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using DreamBooth.Imaging;
 using DreamBooth.Loading;
+using DreamBooth.Sampling;
 using DreamBooth.TinyWorld;
 using DreamBooth.TinyWorld.Pretraining;
 using SixLabors.ImageSharp;
@@ -37,11 +38,15 @@ public static class TinyWorldCommand
         var unetLr = new Option<double?>("--unet-lr") { Description = "UNet peak learning rate." };
         var textLr = new Option<double?>("--text-lr") { Description = "Text-encoder peak learning rate." };
         var textSteps = new Option<int?>("--text-pretrain-steps") { Description = "Text-only steps that pretrain the text encoder on caption attributes before the UNet stage (0 = none)." };
+        var vaeContinue = new Option<int?>("--vae-continue-steps") { Description = "With --vae-from: train the loaded VAE this many more steps before using it." };
+        var prediction = new Option<string?>("--prediction") { Description = "What the UNet predicts: epsilon or v_prediction." };
+        var zeroSnr = new Option<bool?>("--zero-terminal-snr") { Description = "Train on SD's schedule rescaled to zero terminal SNR (needs --prediction v_prediction)." };
+        var objectWeight = new Option<double?>("--unet-object-weight") { Description = "Extra weight of latent positions covered by an object in the diffusion loss (0 = off)." };
         var quick = new Option<bool>("--quick") { Description = "A few-minute smoke recipe (the model it makes is not good)." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Folder with CLIP's vocab.json + merges.txt (default: data/models/tiny-sd/tokenizer of this repository)." };
         var cmd = new Command("pretrain", "Train the tiny VAE, text encoder and UNet on TinyWorld and write a diffusers folder.")
         {
-            output, seed, vaeSteps, vaeFrom, unetSteps, samples, threads, unetChannels, unetBatch, snapshot, highNoise, noiseOffset, unetLr, textLr, textSteps, quick, tokenizer,
+            output, seed, vaeSteps, vaeFrom, unetSteps, samples, threads, unetChannels, unetBatch, snapshot, highNoise, noiseOffset, unetLr, textLr, textSteps, vaeContinue, prediction, zeroSnr, objectWeight, quick, tokenizer,
         };
         cmd.SetAction((pr, ct) =>
         {
@@ -64,7 +69,12 @@ public static class TinyWorldCommand
                 UnetLearningRate = pr.GetValue(unetLr) ?? o.UnetLearningRate,
                 TextLearningRate = pr.GetValue(textLr) ?? o.TextLearningRate,
                 TextPretrainSteps = pr.GetValue(textSteps) ?? o.TextPretrainSteps,
+                VaeContinueSteps = pr.GetValue(vaeContinue) ?? o.VaeContinueSteps,
+                Prediction = pr.GetValue(prediction) is { } pt ? Cli.ParsePredictionType(pt, "--prediction") : o.Prediction,
+                ZeroTerminalSnr = pr.GetValue(zeroSnr) ?? o.ZeroTerminalSnr,
+                UnetObjectWeight = pr.GetValue(objectWeight) ?? o.UnetObjectWeight,
             };
+            if (o.Prediction == DreamBooth.Sampling.PredictionType.VPrediction && pr.GetValue(highNoise) is null) o = o with { HighNoiseWeightCap = 0 };
             var progress = new ConsoleProgress();
             var result = TinyWorldPretraining.Run(o, pr.GetValue(output)!, progress, ct);
             progress.Done();
@@ -88,15 +98,17 @@ public static class TinyWorldCommand
         var classPrompt = new Option<string>("--class-prompt") { Description = "Also generate 8 images of this prompt and report how often the shape is right.", DefaultValueFactory = _ => "a diamond" };
         var split = new Option<TinyWorldSplit>("--split") { Description = "Caption split: HeldOut (combinations never trained on) or Train.", DefaultValueFactory = _ => TinyWorldSplit.HeldOut };
         var record = new Option<bool>("--record") { Description = "Write the numbers into the evaluation section of the model folder's README.md." };
+        var sampler = new Option<string?>("--sampler") { Description = "Sampler (default dpmpp-2m)." };
         var cmd = new Command("eval", "Generate images for held-out TinyWorld captions and print background / shape / colour / position accuracy.")
         {
-            model, samples, seed, steps, cfg, grid, classPrompt, split, record,
+            model, samples, seed, steps, cfg, grid, classPrompt, split, record, sampler,
         };
         cmd.SetAction((pr, ct) =>
         {
             torch_threads();
             using var m = StableDiffusionModel.FromPretrained(pr.GetValue(model)!);
             var options = new TinyModelEvalOptions { Samples = pr.GetValue(samples), Seed = pr.GetValue(seed), Steps = pr.GetValue(steps), GuidanceScale = pr.GetValue(cfg), Split = pr.GetValue(split) };
+            if (pr.GetValue(sampler) is { } sn) options = options with { Sampler = SamplerFactory.Parse(sn) };
             string vaeLine;
             using (var rt = TinyModelEvaluation.VaeRoundTrip(m, 16, options.Seed))
             {

@@ -32,7 +32,7 @@ public sealed class DpmSolverMultistepSampler : SamplerBase
     {
         var cfg = Config;
         int T = cfg.NumTrainTimesteps;
-        var ac = Schedule.AlphasCumprodValues;
+        var ac = KSchedule.AlphasCumprod(Schedule);
         // λ_t = log √ᾱ − log √(1−ᾱ) (float32), clipped count = searchsorted(flip λ, lambda_min_clipped)
         int clipped = 0;
         for (int i = T - 1; i >= 0; i--)
@@ -43,7 +43,7 @@ public sealed class DpmSolverMultistepSampler : SamplerBase
         int last = T - clipped;
         var spacing = Spacing(TimestepSpacing.Linspace);
         var tInt = SigmaSchedules.MultistepTimesteps(spacing, T, last, steps, cfg.StepsOffset);
-        var train = Schedule.TrainSigmas;
+        var train = KSchedule.TrainSigmas(Schedule);
         var logS = SigmaSchedules.LogSigmasF32(train);
         double[] t, sig;
         if (cfg.UseKarrasSigmas)

@@ -23,7 +23,7 @@ public sealed class DpmSolverSdeSampler : SamplerBase
     private protected override SamplingRun CreateRun(int steps)
     {
         var spacing = Spacing(TimestepSpacing.Linspace);
-        var train = Schedule.TrainSigmas;
+        var train = KSchedule.TrainSigmas(Schedule);
         var (t, sig) = KSchedule.Build(Config, train, steps, spacing, float32Linspace: true, allowKarras: true, honourConfigSigmaRange: false);
         var logS = SigmaSchedules.LogSigmasF32(train);
         // midpoint timesteps: σ at t_mid = t + (t_next − t)/2 with t = −log σ

@@ -15,7 +15,7 @@ public sealed class EulerAncestralSampler : SamplerBase
     private protected override SamplingRun CreateRun(int steps)
     {
         var spacing = Spacing(TimestepSpacing.Linspace);
-        var train = KSchedule.TrainSigmas(Schedule, zeroSnrFix: true);
+        var train = KSchedule.TrainSigmas(Schedule);
         var (t, sig) = KSchedule.Build(Config with { UseKarrasSigmas = false }, train, steps, spacing, float32Linspace: true, allowKarras: false, honourConfigSigmaRange: false);
         var sigmas = KSchedule.WithZero(sig);
         return new Run(this, steps, t.Select(SigmaSchedules.F32).ToArray(), sigmas, SigmaInitNoise(sigmas, spacing));

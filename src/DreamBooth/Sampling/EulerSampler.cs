@@ -14,7 +14,7 @@ public sealed class EulerSampler : SamplerBase
     private protected override SamplingRun CreateRun(int steps)
     {
         var spacing = Spacing(TimestepSpacing.Linspace);
-        var train = KSchedule.TrainSigmas(Schedule, zeroSnrFix: true);
+        var train = KSchedule.TrainSigmas(Schedule);
         double[] t, sig;
         if (Config.InterpolationType == InterpolationType.LogLinear && !Config.UseKarrasSigmas)
         {

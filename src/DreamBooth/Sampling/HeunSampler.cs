@@ -17,7 +17,7 @@ public sealed class HeunSampler : SamplerBase
     private protected override SamplingRun CreateRun(int steps)
     {
         var spacing = Spacing(TimestepSpacing.Linspace);
-        var (t, sig) = KSchedule.Build(Config, Schedule.TrainSigmas, steps, spacing, float32Linspace: true, allowKarras: true, honourConfigSigmaRange: false);
+        var (t, sig) = KSchedule.Build(Config, KSchedule.TrainSigmas(Schedule), steps, spacing, float32Linspace: true, allowKarras: true, honourConfigSigmaRange: false);
         var s = KSchedule.WithZero(sig);
         var sigmas = new List<double> { s[0] };
         for (int i = 1; i < s.Length - 1; i++) { sigmas.Add(s[i]); sigmas.Add(s[i]); }

@@ -30,14 +30,32 @@ internal static class KSchedule
     /// <summary>σ table as float32 with a trailing 0 (what diffusers stores in <c>self.sigmas</c>).</summary>
     public static double[] WithZero(IEnumerable<double> sigmas) => sigmas.Select(SigmaSchedules.F32).Append(0.0).ToArray();
 
+    /// <summary>The ᾱ that replaces ᾱ_T = 0 of a zero-terminal-SNR schedule (diffusers' value: fp16's smallest subnormal).</summary>
+    const float TerminalAlphaCumprod = 5.9604645e-8f; // 2⁻²⁴
+
     /// <summary>
-    /// Training σ table, with the zero-terminal-SNR fix of Euler / Euler a (ᾱ_T set to 2⁻²⁴ so σ_T is finite).
+    /// ᾱ table for samplers that divide by ᾱ_t or √(ᾱ_t) (DPM-Solver, UniPC, PNDM): with a zero-terminal-SNR schedule
+    /// (<c>rescale_betas_zero_snr</c>) ᾱ_T = 0 is replaced by 2⁻²⁴ — what diffusers does in Euler and DPM-Solver —, so
+    /// σ_T and λ_T stay finite. DDIM and DDPM use ᾱ_T = 0 exactly (their updates are defined there).
     /// </summary>
-    public static IReadOnlyList<double> TrainSigmas(NoiseSchedule schedule, bool zeroSnrFix)
+    public static IReadOnlyList<float> AlphasCumprod(NoiseSchedule schedule)
     {
-        if (!(zeroSnrFix && schedule.Config.RescaleBetasZeroSnr)) return schedule.TrainSigmas;
+        var ac = schedule.AlphasCumprodValues;
+        if (!schedule.Config.RescaleBetasZeroSnr || ac[^1] > 0) return ac;
+        var fixedAc = ac.ToArray();
+        fixedAc[^1] = TerminalAlphaCumprod;
+        return fixedAc;
+    }
+
+    /// <summary>
+    /// Training σ table, with the zero-terminal-SNR fix (ᾱ_T set to 2⁻²⁴ so σ_T is finite) used by every sampler that
+    /// works in σ (Euler, Euler a, Heun, LMS, DPM-Solver, DPM SDE, UniPC).
+    /// </summary>
+    public static IReadOnlyList<double> TrainSigmas(NoiseSchedule schedule)
+    {
+        if (!schedule.Config.RescaleBetasZeroSnr) return schedule.TrainSigmas;
         var s = schedule.TrainSigmas.ToArray();
-        float a = MathF.Pow(2, -24);
+        const float a = TerminalAlphaCumprod;
         s[^1] = MathF.Pow((1 - a) / a, 0.5f);
         return s;
     }

@@ -14,7 +14,7 @@ public sealed class LmsSampler : SamplerBase
     private protected override SamplingRun CreateRun(int steps)
     {
         var spacing = Spacing(TimestepSpacing.Linspace);
-        var (t, sig) = KSchedule.Build(Config, Schedule.TrainSigmas, steps, spacing, float32Linspace: false, allowKarras: true, honourConfigSigmaRange: false);
+        var (t, sig) = KSchedule.Build(Config, KSchedule.TrainSigmas(Schedule), steps, spacing, float32Linspace: false, allowKarras: true, honourConfigSigmaRange: false);
         var sigmas = KSchedule.WithZero(sig);
         return new Run(this, steps, t, sigmas, SigmaInitNoise(sigmas, spacing));
     }

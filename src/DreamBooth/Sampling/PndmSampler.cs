@@ -141,7 +141,7 @@ public sealed class PndmSampler : SamplerBase
         Tensor PrevSample(Tensor sample, int t, int prevT, Tensor modelOutput)
         {
             var cfg = Sampler.Config;
-            var ac = Sampler.Schedule.AlphasCumprodValues;
+            var ac = KSchedule.AlphasCumprod(Sampler.Schedule);
             float finalAlpha = (cfg.SetAlphaToOne ?? false) ? 1f : ac[0];
             float aT = ac[t];
             float aPrev = prevT >= 0 ? ac[prevT] : finalAlpha;

@@ -21,10 +21,10 @@ public sealed class UniPCSampler : SamplerBase
     {
         var cfg = Config;
         int T = cfg.NumTrainTimesteps;
-        var ac = Schedule.AlphasCumprodValues;
+        var ac = KSchedule.AlphasCumprod(Schedule);
         var spacing = Spacing(TimestepSpacing.Linspace);
         var tInt = SigmaSchedules.MultistepTimesteps(spacing, T, T, steps, cfg.StepsOffset);
-        var train = Schedule.TrainSigmas;
+        var train = KSchedule.TrainSigmas(Schedule);
         double[] t, sig;
         float sigmaAtZero = MathF.Pow((1 - ac[0]) / ac[0], 0.5f);
         double finalSigma;

@@ -24,14 +24,35 @@ public sealed class OracleDenoiserTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Perfect_denoiser_lands_on_x0(Sampler kind, PredictionType prediction)
+    public void Perfect_denoiser_lands_on_x0(Sampler kind, PredictionType prediction) => LandsOnX0(kind, SchedulerConfig.StableDiffusion with
     {
-        var cfg = SchedulerConfig.StableDiffusion with
-        {
-            PredictionType = prediction,
-            SetAlphaToOne = true,                     // DDIM/PNDM end exactly at ᾱ = 1
-            FinalSigmasType = FinalSigmasType.Zero,   // UniPC ends at σ = 0
-        };
+        PredictionType = prediction,
+        SetAlphaToOne = true,                     // DDIM/PNDM end exactly at ᾱ = 1
+        FinalSigmasType = FinalSigmasType.Zero,   // UniPC ends at σ = 0
+    });
+
+    public static TheoryData<Sampler> ZeroSnrCases() =>
+        [Sampler.Ddim, Sampler.Ddpm, Sampler.Euler, Sampler.EulerAncestral, Sampler.Heun, Sampler.Lms, Sampler.DpmPP2M, Sampler.DpmPP2MKarras, Sampler.UniPC];
+
+    /// <summary>
+    /// Zero-terminal-SNR schedules (ᾱ_T = 0, v-prediction, trailing timesteps: the tiny model's scheduler) start from
+    /// pure noise at t = T; samplers that divide by ᾱ use 2⁻²⁴ there and must still land on x₀.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ZeroSnrCases))]
+    public void Perfect_v_denoiser_lands_on_x0_with_zero_terminal_snr(Sampler kind) => LandsOnX0(kind, SchedulerConfig.StableDiffusion with
+    {
+        PredictionType = PredictionType.VPrediction,
+        RescaleBetasZeroSnr = true,
+        TimestepSpacing = TimestepSpacing.Trailing,
+        StepsOffset = 0,
+        SetAlphaToOne = true,
+        FinalSigmasType = FinalSigmasType.Zero,
+    });
+
+    static void LandsOnX0(Sampler kind, SchedulerConfig cfg)
+    {
+        var prediction = cfg.PredictionType;
         using var sampler = SamplerFactory.Create(kind, cfg);
         using var run = sampler.Start(15);
         using var g = new torch.Generator(11);
@@ -57,7 +78,12 @@ public sealed class OracleDenoiserTests
                 PredictionType.VPrediction => (float)a * epsHat - (float)s * x0,
                 _ => x0.clone(),
             };
-            x = run.Step(output, i, x, noise).PrevSample.MoveToOuterDisposeScope();
+            var step = run.Step(output, i, x, noise);
+            x = step.PrevSample.MoveToOuterDisposeScope();
+            // DDIM/DDPM with trailing timesteps end at t = 0, not at ᾱ = 1 (as diffusers): their last sample keeps
+            // √(1 − ᾱ₀) ≈ 0.03 of noise, so check their x₀ estimate of the last step instead
+            if (i == run.Timesteps.Count - 1 && cfg.TimestepSpacing == TimestepSpacing.Trailing && kind is Sampler.Ddim or Sampler.Ddpm)
+                x = step.PredOriginalSample!.MoveToOuterDisposeScope();
         }
         var err = (x - x0).abs().max().item<float>();
         Assert.True(err < 2e-3, $"{kind}/{prediction}: max |x - x0| = {err}");

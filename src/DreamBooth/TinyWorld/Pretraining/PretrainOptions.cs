@@ -1,3 +1,5 @@
+using DreamBooth.Sampling;
+
 namespace DreamBooth.TinyWorld.Pretraining;
 
 /// <summary>
@@ -24,6 +26,15 @@ public sealed record PretrainOptions
 
     /// <summary>Reuse the VAE of this model folder instead of training one (the VAE stage is deterministic for a seed).</summary>
     public string? VaeFrom { get; init; }
+
+    /// <summary>
+    /// With <see cref="VaeFrom"/>: train the loaded VAE this many more steps (cosine schedule from
+    /// <see cref="VaeContinueLearningRate"/>) before freezing it; 0 uses it as it is.
+    /// </summary>
+    public int VaeContinueSteps { get; init; }
+
+    /// <summary>Peak learning rate of <see cref="VaeContinueSteps"/>.</summary>
+    public double VaeContinueLearningRate { get; init; } = 5e-4;
 
     /// <summary>VAE optimiser steps.</summary>
     public int VaeSteps { get; init; } = 1200;
@@ -97,6 +108,29 @@ public sealed record PretrainOptions
 
     /// <summary>Offset noise (per-channel constant noise added to ε): lets the model move an image's mean colour.</summary>
     public double NoiseOffset { get; init; } = 0.1;
+
+    /// <summary>
+    /// What the UNet predicts. <see cref="PredictionType.VPrediction"/> (Salimans &amp; Ho 2022, SD 2.x's 768 models) is
+    /// needed with <see cref="ZeroTerminalSnr"/>, where ε carries no information at t = T.
+    /// </summary>
+    public PredictionType Prediction { get; init; } = PredictionType.Epsilon;
+
+    /// <summary>
+    /// Rescale SD's β schedule to zero terminal SNR (Lin et al. 2023, "Common Diffusion Noise Schedules and Sample Steps
+    /// are Flawed"): at t = T the model sees pure noise, as in sampling, so it must take the layout (where the object
+    /// goes) and the background from the prompt. With SD's schedule √ᾱ_T ≈ 0.068 of the image is left at t = T and a
+    /// small model learns to read the object's position from it; at sampling time it then follows the position of a
+    /// phantom object in the initial noise, whatever the prompt says. The exported scheduler config is then DDIM with
+    /// <c>rescale_betas_zero_snr</c> and trailing timesteps, as the paper recommends. Needs v-prediction.
+    /// </summary>
+    public bool ZeroTerminalSnr { get; init; }
+
+    /// <summary>
+    /// Extra weight of the latent positions covered by an object (plus one latent pixel around it) in the diffusion loss,
+    /// like kohya's masked loss: objects cover a few % of the latent, so an unweighted loss is mostly the background.
+    /// 0 weights every position alike.
+    /// </summary>
+    public double UnetObjectWeight { get; init; }
 
     /// <summary>Min-SNR-γ loss weighting (Hang et al. 2023); 0 turns it off.</summary>
     public double MinSnrGamma { get; init; } = 5.0;
@@ -172,6 +206,13 @@ public sealed record PretrainOptions
         Check(VaeBatchSize >= 1, nameof(VaeBatchSize), VaeBatchSize, "must be ≥ 1.");
         Check(VaeLearningRate > 0 && VaeLearningRate < 1, nameof(VaeLearningRate), VaeLearningRate, "must lie in (0, 1); 1e-3 works.");
         Check(VaeKlWeight >= 0 && VaeKlWeight < 1, nameof(VaeKlWeight), VaeKlWeight, "must lie in [0, 1); SD uses ~1e-6.");
+        Check(VaeContinueSteps >= 0, nameof(VaeContinueSteps), VaeContinueSteps, "must be ≥ 0 (0 reuses VaeFrom as it is).");
+        Check(VaeContinueSteps == 0 || VaeFrom != null, nameof(VaeContinueSteps), VaeContinueSteps, "continues training a loaded VAE: set VaeFrom (--vae-from) too, or use VaeSteps to train one from scratch.");
+        Check(VaeContinueLearningRate > 0 && VaeContinueLearningRate < 1, nameof(VaeContinueLearningRate), VaeContinueLearningRate, "must lie in (0, 1).");
+        Check(Prediction is PredictionType.Epsilon or PredictionType.VPrediction, nameof(Prediction), Prediction, "must be Epsilon or VPrediction.");
+        Check(!ZeroTerminalSnr || Prediction == PredictionType.VPrediction, nameof(ZeroTerminalSnr), ZeroTerminalSnr, "needs Prediction = VPrediction (an ε target carries no information at zero SNR).");
+        Check(HighNoiseWeightCap == 0 || Prediction == PredictionType.Epsilon, nameof(HighNoiseWeightCap), HighNoiseWeightCap, "applies to ε-prediction only (the v-loss already is the ε-loss × (1 + 1/SNR)); set it to 0 with VPrediction.");
+        Check(UnetObjectWeight >= 0, nameof(UnetObjectWeight), UnetObjectWeight, "must be ≥ 0 (0 weights every latent position alike).");
         Check(VaeObjectWeight >= 0, nameof(VaeObjectWeight), VaeObjectWeight, "must be ≥ 0 (0 weights all pixels alike).");
         Check(TextHiddenSize > 0 && TextHeads > 0 && TextHiddenSize % TextHeads == 0, nameof(TextHeads), TextHeads, $"must divide TextHiddenSize ({TextHiddenSize}).");
         Check(TextLayers >= 1, nameof(TextLayers), TextLayers, "must be ≥ 1.");

@@ -1,6 +1,7 @@
 using DreamBooth.Models.Clip;
 using DreamBooth.Models.Unet;
 using DreamBooth.Models.Vae;
+using DreamBooth.Sampling;
 
 namespace DreamBooth.TinyWorld.Pretraining;
 
@@ -9,6 +10,19 @@ public static class TinyModelConfigs
 {
     /// <summary>Image side the tiny world renders and the model generates.</summary>
     public const int ImageSize = 64;
+
+    /// <summary>
+    /// The noise schedule the UNet is trained with and that the exported <c>scheduler_config.json</c> holds: SD 1.x's
+    /// (PNDM, scaled-linear β 0.00085…0.012, ε) or, with <see cref="PretrainOptions.ZeroTerminalSnr"/>, the same β rescaled
+    /// to zero terminal SNR in a DDIM config with trailing timesteps (what diffusers documents for such models).
+    /// </summary>
+    public static SchedulerConfig Scheduler(PretrainOptions o) => o.ZeroTerminalSnr
+        ? SchedulerConfig.StableDiffusion with
+        {
+            ClassName = "DDIMScheduler", PredictionType = o.Prediction, RescaleBetasZeroSnr = true,
+            TimestepSpacing = TimestepSpacing.Trailing, StepsOffset = 0, SkipPrkSteps = false,
+        }
+        : SchedulerConfig.StableDiffusion with { PredictionType = o.Prediction };
 
     /// <summary>AutoencoderKL with three DownEncoderBlock2D levels (64×64×3 ↔ 16×16×4), as SD's KL-f8 but 4× and narrow.</summary>
     public static AutoencoderKLConfig Vae(PretrainOptions o, double scalingFactor = 1.0) => new()

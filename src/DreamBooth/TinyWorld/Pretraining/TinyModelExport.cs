@@ -75,7 +75,7 @@ public static class TinyModelExport
         File.WriteAllText(Path.Combine(tok, "LICENSE-NOTE.md"), LicenseNote);
 
         Directory.CreateDirectory(Path.Combine(dir, "scheduler"));
-        File.WriteAllText(Path.Combine(dir, "scheduler", "scheduler_config.json"), SchedulerConfigJson);
+        File.WriteAllText(Path.Combine(dir, "scheduler", "scheduler_config.json"), SchedulerJson(o));
         File.WriteAllText(Path.Combine(dir, "model_index.json"), ModelIndexJson);
         File.WriteAllText(Path.Combine(dir, "recipe.json"), RecipeJson(o, r) + "\n");
         File.WriteAllText(Path.Combine(dir, "README.md"), Readme(o, r));
@@ -223,25 +223,32 @@ public static class TinyModelExport
 
 """;
 
-    /// <summary>Stable Diffusion 1.x's scheduler config (PNDM, scaled-linear β 0.00085…0.012, 1000 steps, ε-prediction).</summary>
-    const string SchedulerConfigJson = """
-{
-  "_class_name": "PNDMScheduler",
-  "_diffusers_version": "0.27.2",
-  "beta_end": 0.012,
-  "beta_schedule": "scaled_linear",
-  "beta_start": 0.00085,
-  "clip_sample": false,
-  "num_train_timesteps": 1000,
-  "prediction_type": "epsilon",
-  "set_alpha_to_one": false,
-  "skip_prk_steps": true,
-  "steps_offset": 1,
-  "timestep_spacing": "leading",
-  "trained_betas": null
-}
-
-""";
+    /// <summary>
+    /// The scheduler_config.json of <see cref="TinyModelConfigs.Scheduler"/>: SD 1.x's PNDM config, or for a zero-terminal-SNR
+    /// model a DDIM config with <c>rescale_betas_zero_snr</c> and trailing timesteps (diffusers reads both).
+    /// </summary>
+    internal static string SchedulerJson(PretrainOptions o)
+    {
+        var c = TinyModelConfigs.Scheduler(o);
+        var json = new JsonObject
+        {
+            ["_class_name"] = c.ClassName,
+            ["_diffusers_version"] = DiffusersVersion,
+            ["beta_end"] = c.BetaEnd,
+            ["beta_schedule"] = "scaled_linear",
+            ["beta_start"] = c.BetaStart,
+            ["clip_sample"] = false,
+            ["num_train_timesteps"] = c.NumTrainTimesteps,
+            ["prediction_type"] = c.PredictionType == Sampling.PredictionType.VPrediction ? "v_prediction" : "epsilon",
+            ["set_alpha_to_one"] = false,
+        };
+        if (c.RescaleBetasZeroSnr) json["rescale_betas_zero_snr"] = true;
+        else json["skip_prk_steps"] = true;
+        json["steps_offset"] = c.StepsOffset;
+        json["timestep_spacing"] = c.TimestepSpacing == Sampling.TimestepSpacing.Trailing ? "trailing" : "leading";
+        json["trained_betas"] = null;
+        return json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+    }
 
     const string TokenizerConfigJson = """
 {

@@ -99,6 +99,7 @@ public static class TinyWorldPretraining
             var state = Safetensors.Load(file);
             StateDicts.LoadStrict(vae, state, file);
             foreach (var t in state.Values) t.Dispose();
+            vae.train();
             // keep the reused VAE's recorded final loss in this run's recipe
             vaeLoss = 0;
             var recipe = Path.Combine(vaeFolder, "recipe.json");
@@ -107,11 +108,13 @@ public static class TinyWorldPretraining
                 using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(recipe));
                 if (doc.RootElement.TryGetProperty("final_vae_loss", out var l) && l.TryGetDouble(out var v)) vaeLoss = v;
             }
+            if (options.VaeContinueSteps > 0)
+                vaeLoss = TrainVae(vae, pixels, options, options.VaeContinueSteps, options.VaeContinueLearningRate, gen, progress, total, cancellationToken);
         }
         else
         {
             InitNorms(vae);
-            vaeLoss = TrainVae(vae, pixels, options, gen, progress, total, cancellationToken);
+            vaeLoss = TrainVae(vae, pixels, options, options.VaeSteps, options.VaeLearningRate, gen, progress, total, cancellationToken);
         }
         MakePosteriorDeterministic(vae);
         vae.eval();
@@ -130,6 +133,7 @@ public static class TinyWorldPretraining
         using var ids = TokenizeAll(tokenizer, captions);
         using var emptyIds = TokenizeAll(tokenizer, [""]);
         using var scaledLatents = (latents * scaling).DetachFromDisposeScope();
+        using var objectMasks = LatentObjectMasks(pixels, latents.shape[2]);
         double textLoss = double.NaN;
         if (options.TextPretrainSteps > 0)
         {
@@ -155,7 +159,7 @@ public static class TinyWorldPretraining
             Parameters = parameters,
             UnetStepsDone = stepsDone,
         };
-        double unetLoss = TrainUnet(unet, te, scaledLatents, ids, emptyIds, options, gen, progress, total,
+        double unetLoss = TrainUnet(unet, te, scaledLatents, objectMasks, ids, emptyIds, options, gen, progress, total,
             (step, loss) => TinyModelExport.Write(outputFolder, unet, vae, te, options, Result(loss, step)), cancellationToken);
 
         // 4. export
@@ -189,17 +193,17 @@ public static class TinyWorldPretraining
     /// <summary>uint8 [B,3,H,W] → float [-1, 1] (diffusers' normalize: 2·x/255 − 1).</summary>
     static Tensor ToSigned(Tensor bytes) => bytes.to(ScalarType.Float32) / 127.5f - 1.0f;
 
-    static double TrainVae(AutoencoderKL vae, Tensor pixels, PretrainOptions o, torch.Generator gen,
+    static double TrainVae(AutoencoderKL vae, Tensor pixels, PretrainOptions o, int steps, double learningRate, torch.Generator gen,
         IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct)
     {
         vae.train();
         var parameters = vae.parameters().ToList();
-        using var opt = new AdamW([new ParameterGroup("vae", parameters, o.VaeLearningRate)], new AdamWOptions { WeightDecay = 0 });
-        var schedule = new LrScheduleOptions { Kind = LrScheduleKind.Cosine, WarmupSteps = Math.Min(o.WarmupSteps, Math.Max(0, o.VaeSteps - 1)), TrainingSteps = Math.Max(1, o.VaeSteps) };
+        using var opt = new AdamW([new ParameterGroup("vae", parameters, learningRate)], new AdamWOptions { WeightDecay = 0 });
+        var schedule = new LrScheduleOptions { Kind = LrScheduleKind.Cosine, WarmupSteps = Math.Min(o.WarmupSteps, Math.Max(0, steps - 1)), TrainingSteps = Math.Max(1, steps) };
         long n = pixels.shape[0];
         var tail = new List<double>();
-        int tailFrom = o.VaeSteps - Math.Max(1, o.VaeSteps / 10);
-        for (int step = 0; step < o.VaeSteps; step++)
+        int tailFrom = steps - Math.Max(1, steps / 10);
+        for (int step = 0; step < steps; step++)
         {
             ct.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
@@ -209,12 +213,8 @@ public static class TinyWorldPretraining
             // reconstruct from the posterior mean: with a KL weight this small the posterior collapses to its mean
             // anyway, and sampling (std ≈ 1 at initialisation) would only blur the decoder for the first thousands of steps
             var recon = vae.Decode(posterior.Mean);
-            // objects cover a few % of the pixels: weight pixels that differ from the background (median of the
-            // four corners, which no object reaches) ×(1 + ObjectWeight) so small shapes get sharp quickly
-            var sortedCorners = torch.stack([x[.., .., 0, 0], x[.., .., 0, -1], x[.., .., -1, 0], x[.., .., -1, -1]], -1).sort(-1).Values;
-            var corners = (sortedCorners.select(-1, 1) + sortedCorners.select(-1, 2)) / 2;
-            var isObject = (x - corners.unsqueeze(-1).unsqueeze(-1)).abs().sum(1, keepdim: true).gt(0.1).to(ScalarType.Float32);
-            var weight = 1.0f + (float)o.VaeObjectWeight * isObject;
+            // objects cover a few % of the pixels: weight them ×(1 + ObjectWeight) so small shapes get sharp quickly
+            var weight = 1.0f + (float)o.VaeObjectWeight * ObjectMask(x);
             var diff = recon - x;
             var rec = ((diff.abs() + diff.pow(2)) * weight).mean() / weight.mean();
             var kl = 0.5 * (posterior.Mean.pow(2) + posterior.Var - 1.0 - posterior.LogVar).sum([1, 2, 3]).mean();
@@ -227,10 +227,48 @@ public static class TinyWorldPretraining
             double l = rec.item<float>();
             if (!double.IsFinite(l)) throw new InvalidOperationException($"VAE loss became {l} at step {step}; lower PretrainOptions.VaeLearningRate.");
             if (step >= tailFrom) tail.Add(l);
-            progress?.Report(new PretrainProgress(PretrainStage.Vae, step + 1, o.VaeSteps, l, clock.Elapsed));
+            progress?.Report(new PretrainProgress(PretrainStage.Vae, step + 1, steps, l, clock.Elapsed));
         }
         opt.ZeroGrad();
         return tail.Count == 0 ? double.NaN : tail.Average();
+    }
+
+    /// <summary>
+    /// 1 where a pixel differs from the background (the median of the four corners, which no object reaches), else 0:
+    /// [B, 1, H, W] from images in [-1, 1].
+    /// </summary>
+    static Tensor ObjectMask(Tensor x)
+    {
+        var sortedCorners = torch.stack([x[.., .., 0, 0], x[.., .., 0, -1], x[.., .., -1, 0], x[.., .., -1, -1]], -1).sort(-1).Values;
+        var corners = (sortedCorners.select(-1, 1) + sortedCorners.select(-1, 2)) / 2;
+        return (x - corners.unsqueeze(-1).unsqueeze(-1)).abs().sum(1, keepdim: true).gt(0.1).to(ScalarType.Float32);
+    }
+
+    /// <summary>
+    /// Latent-resolution object masks [N, 1, h, w]: a latent position is covered when any pixel of its footprint is an
+    /// object pixel, dilated by one latent pixel (the VAE's receptive field spreads an edge into its neighbours).
+    /// </summary>
+    static Tensor LatentObjectMasks(Tensor pixels, long latentSize)
+    {
+        using var noGrad = torch.no_grad();
+        var parts = new List<Tensor>();
+        try
+        {
+            long n = pixels.shape[0];
+            int factor = (int)(pixels.shape[2] / latentSize);
+            for (long s = 0; s < n; s += 256)
+            {
+                using var scope = torch.NewDisposeScope();
+                var x = ToSigned(pixels[(int)s..(int)Math.Min(n, s + 256)]);
+                var m = nn.functional.max_pool2d(ObjectMask(x), factor, factor);
+                parts.Add(nn.functional.max_pool2d(m, 3, 1, 1).MoveToOuterDisposeScope());
+            }
+            return torch.cat(parts, 0).DetachFromDisposeScope();
+        }
+        finally
+        {
+            foreach (var p in parts) p.Dispose();
+        }
     }
 
     /// <summary>Posterior means of every image (unscaled) and their standard deviation.</summary>
@@ -401,13 +439,14 @@ public static class TinyWorldPretraining
         return tail.Count == 0 ? double.NaN : tail.Average();
     }
 
-    static double TrainUnet(UNet2DConditionModel unet, ClipTextModel te, Tensor latents, Tensor ids, Tensor emptyIds,
+    static double TrainUnet(UNet2DConditionModel unet, ClipTextModel te, Tensor latents, Tensor objectMasks, Tensor ids, Tensor emptyIds,
         PretrainOptions o, torch.Generator gen, IProgress<PretrainProgress>? progress, Stopwatch clock,
         Action<int, double> snapshot, CancellationToken ct)
     {
         unet.train();
         te.train();
-        using var noise = new NoiseSchedule(SchedulerConfig.StableDiffusion);
+        using var noise = new NoiseSchedule(TinyModelConfigs.Scheduler(o));
+        bool v = o.Prediction == PredictionType.VPrediction;
         var unetParams = unet.parameters().ToList();
         var teParams = te.parameters().ToList();
         var all = unetParams.Concat(teParams).ToList();
@@ -438,8 +477,23 @@ public static class TinyWorldPretraining
             var xt = noise.AddNoise(x0, eps, t);
             var context = te.Forward(tok).LastHiddenState;
             var pred = unet.Forward(xt, t, context);
-            var perSample = (pred - eps).pow(2).mean([1, 2, 3]);
-            var weights = o.MinSnrGamma > 0 ? noise.MinSnrWeights(t, o.MinSnrGamma, PredictionType.Epsilon) : torch.ones([b]);
+            var target = v ? noise.GetVelocity(x0, eps, t) : eps;
+            var sq = (pred - target).pow(2);
+            Tensor perSample;
+            if (o.UnetObjectWeight > 0)
+            {
+                // masked loss: object positions count (1 + weight)×; normalised so the loss keeps its scale
+                var w = 1.0f + (float)o.UnetObjectWeight * objectMasks.index_select(0, idx);
+                perSample = (sq * w).mean([1, 2, 3]) / w.mean();
+            }
+            else perSample = sq.mean([1, 2, 3]);
+            // min-SNR-γ as a truncation of the x₀-equivalent weight: ε-loss × min(SNR, γ)/SNR; for v (whose loss is
+            // the ε-loss × (1 + 1/SNR)) the same truncation, γ / max(SNR, γ), which stays 1 at SNR = 0 instead of the
+            // train scripts' min(SNR, γ)/(SNR + 1), which would give the zero-SNR timesteps no weight at all
+            Tensor weights;
+            if (o.MinSnrGamma <= 0) weights = torch.ones([b]);
+            else if (v) weights = o.MinSnrGamma / noise.Snr(t).clamp_min(o.MinSnrGamma);
+            else weights = noise.MinSnrWeights(t, o.MinSnrGamma, PredictionType.Epsilon);
             if (o.HighNoiseWeightCap > 0)
                 weights = weights * (1.0 + noise.Snr(t).reciprocal()).clamp_max(o.HighNoiseWeightCap);
             var loss = (perSample * weights).mean();

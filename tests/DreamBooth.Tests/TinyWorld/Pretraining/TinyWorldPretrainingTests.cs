@@ -132,11 +132,57 @@ public class TinyWorldPretrainingTests
         Assert.False(Directory.Exists(outFolder));
     }
 
+    [Fact]
+    public void ZeroTerminalSnrRecipeWritesAVPredictionDdimConfigAndContinuesALoadedVae()
+    {
+        using var dir = TestPaths.NewTempDir("pretrain-zsnr");
+        var first = Path.Combine(dir.Path, "first");
+        TinyWorldPretraining.Run(Tiny, first);
+        var outFolder = Path.Combine(dir.Path, "zsnr");
+        var o = Tiny with
+        {
+            VaeFrom = first, VaeContinueSteps = 2, Prediction = PredictionType.VPrediction, ZeroTerminalSnr = true,
+            HighNoiseWeightCap = 0, UnetObjectWeight = 4,
+        };
+        var reports = new List<PretrainProgress>();
+        var result = TinyWorldPretraining.Run(o, outFolder, new SyncProgress<PretrainProgress>(reports.Add));
+        Assert.Contains(reports, r => r.Stage == PretrainStage.Vae && r.Step == 2 && r.Total == 2);
+        Assert.True(double.IsFinite(result.FinalUnetLoss));
+        // the continued VAE differs from the loaded one
+        using (var a = StableDiffusionModel.FromPretrained(first))
+        using (var b = StableDiffusionModel.FromPretrained(outFolder))
+        {
+            var wa = a.Vae.state_dict()["decoder.conv_out.weight"];
+            var wb = b.Vae.state_dict()["decoder.conv_out.weight"];
+            Assert.False(wa.allclose(wb));
+            // the scheduler diffusers documents for zero-SNR models: DDIM, v-prediction, rescaled betas, trailing steps
+            Assert.Equal("DDIMScheduler", b.Scheduler.ClassName);
+            Assert.Equal(PredictionType.VPrediction, b.Scheduler.PredictionType);
+            Assert.True(b.Scheduler.RescaleBetasZeroSnr);
+            Assert.Equal(TimestepSpacing.Trailing, b.Scheduler.TimestepSpacing);
+            var pipeline = new StableDiffusionPipeline(b);
+            foreach (var sampler in new[] { Sampler.DpmPP2M, Sampler.EulerAncestral, Sampler.Ddim, Sampler.UniPC, Sampler.Pndm, Sampler.DpmPPSdeKarras })
+            {
+                using var gen = pipeline.Generate(new GenerationRequest { Prompt = "a red circle on a blue background", Steps = 3, Seed = 1, Sampler = sampler });
+                Assert.True(gen.Images.isfinite().all().item<bool>(), $"{sampler} gave non-finite pixels");
+            }
+        }
+        // the ε recipe keeps SD 1.x's scheduler file
+        using var eps = JsonDocument.Parse(TinyModelExport.SchedulerJson(Tiny));
+        Assert.Equal("PNDMScheduler", eps.RootElement.GetProperty("_class_name").GetString());
+        Assert.Equal("leading", eps.RootElement.GetProperty("timestep_spacing").GetString());
+        Assert.False(eps.RootElement.TryGetProperty("rescale_betas_zero_snr", out _));
+    }
+
     [Theory]
     [InlineData("VaeNormGroups")]
     [InlineData("UnetHeads")]
     [InlineData("CaptionDropout")]
     [InlineData("TokenizerFolder")]
+    [InlineData("ZeroTerminalSnr")]
+    [InlineData("HighNoiseWeightCap")]
+    [InlineData("VaeContinueSteps")]
+    [InlineData("UnetObjectWeight")]
     public void BadOptionsAreRefusedByName(string option)
     {
         var o = option switch
@@ -144,6 +190,10 @@ public class TinyWorldPretrainingTests
             "VaeNormGroups" => Tiny with { VaeNormGroups = 3 },
             "UnetHeads" => Tiny with { UnetHeads = 5 },
             "CaptionDropout" => Tiny with { CaptionDropout = 1.5 },
+            "ZeroTerminalSnr" => Tiny with { ZeroTerminalSnr = true, Prediction = PredictionType.Epsilon },
+            "HighNoiseWeightCap" => Tiny with { Prediction = PredictionType.VPrediction, HighNoiseWeightCap = 100 },
+            "VaeContinueSteps" => Tiny with { VaeContinueSteps = 10 },
+            "UnetObjectWeight" => Tiny with { UnetObjectWeight = -1 },
             _ => Tiny with { TokenizerFolder = Path.Combine(Path.GetTempPath(), "no-such-tokenizer-" + Guid.NewGuid().ToString("N")) },
         };
         var e = Assert.ThrowsAny<ArgumentException>(o.Validate);
