@@ -65,6 +65,7 @@ public sealed class GenerationOptions
     public Option<int?> Height { get; } = new("--height", "-H") { Description = "Height in pixels, a multiple of 8." };
     public Option<int> Steps { get; } = new("--steps") { Description = "Sampling steps.", DefaultValueFactory = _ => 20 };
     public Option<double> CfgScale { get; } = new("--cfg-scale") { Description = "Classifier-free guidance scale.", DefaultValueFactory = _ => 7.5 };
+    public Option<double> GuidanceRescale { get; } = new("--guidance-rescale") { Description = "CFG rescale φ in [0, 1] (0.7 for zero-terminal-SNR models such as the tiny model; 0 = off).", DefaultValueFactory = _ => 0.0 };
     public Option<string> Sampler { get; } = new("--sampler") { Description = "Sampler name as in AUTOMATIC1111 (\"Euler a\", \"DPM++ 2M Karras\", \"DDIM\", ...).", DefaultValueFactory = _ => "Euler a" };
     public Option<long> Seed { get; } = new("--seed") { Description = "Seed of the first image (image i uses seed + i); -1 = random.", DefaultValueFactory = _ => -1L };
     public Option<int> BatchSize { get; } = new("--batch-size") { Description = "Images per run.", DefaultValueFactory = _ => 1 };
@@ -80,7 +81,7 @@ public sealed class GenerationOptions
     /// <summary>Adds every option to <paramref name="cmd"/>; <paramref name="includeInit"/> = the img2img options.</summary>
     public void AddTo(Command cmd, bool includeInit = true)
     {
-        Option[] all = [Model, Tokenizer, ConfigFolder, PredictionType, Token, Prompt, Negative, NegativePreset, Width, Height, Steps, CfgScale, Sampler, Seed, BatchSize, ClipSkip];
+        Option[] all = [Model, Tokenizer, ConfigFolder, PredictionType, Token, Prompt, Negative, NegativePreset, Width, Height, Steps, CfgScale, GuidanceRescale, Sampler, Seed, BatchSize, ClipSkip];
         foreach (var o in all) cmd.Options.Add(o);
         if (includeInit)
         {
@@ -157,6 +158,7 @@ public sealed class GenerationOptions
             Height = pr.GetValue(Height),
             Steps = pr.GetValue(Steps),
             GuidanceScale = pr.GetValue(CfgScale),
+            GuidanceRescale = pr.GetValue(GuidanceRescale),
             Sampler = SamplerFactory.Parse(pr.GetValue(Sampler)),
             Seed = pr.GetValue(Seed),
             BatchSize = pr.GetValue(BatchSize),

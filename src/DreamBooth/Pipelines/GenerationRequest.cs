@@ -24,6 +24,13 @@ public sealed record GenerationRequest
     /// <summary>Classifier-free guidance scale ("CFG scale"); ≤ 1 disables the unconditional pass.</summary>
     public double GuidanceScale { get; init; } = 7.5;
 
+    /// <summary>
+    /// Guidance rescale φ (Lin et al. 2023, §3.4; diffusers' <c>guidance_rescale</c>, A1111's "CFG Rescale"): the guided
+    /// output is rescaled to the standard deviation of the conditional output and mixed back with weight φ, which keeps
+    /// high CFG scales from over-exposing models trained with zero terminal SNR. 0 = off; 0.7 is the paper's value.
+    /// </summary>
+    public double GuidanceRescale { get; init; }
+
     public Sampler Sampler { get; init; } = Sampler.EulerAncestral;
 
     /// <summary>Seed of the first image (image i uses Seed + i, as in AUTOMATIC1111); -1 picks a random one.</summary>
@@ -80,6 +87,7 @@ public sealed record GenerationRequest
         if (Height is int h2) Check(h2 <= maxSide, "height", $"height must be at most {maxSide} (got {h2})");
         Check(Steps is >= 1 and <= 1000, "steps", $"steps must be between 1 and 1000 (got {Steps})");
         Check(GuidanceScale is >= 0 and <= 100 && !double.IsNaN(GuidanceScale), "cfg-scale", $"CFG scale must be between 0 and 100 (got {GuidanceScale})");
+        Check(GuidanceRescale is >= 0 and <= 1, "guidance-rescale", $"guidance rescale must be between 0 and 1 (got {GuidanceRescale})");
         Check(BatchSize is >= 1 and <= 64, "batch-size", $"batch size must be between 1 and 64 (got {BatchSize})");
         Check(Seeds is null || Seeds.Count <= 64, "seeds", "at most 64 seeds per call");
         Check(Seeds is null || Seeds.All(s => s >= 0), "seeds", "seeds must be ≥ 0");

@@ -99,6 +99,7 @@ public sealed class StableDiffusionPipeline
                 {
                     var parts = o.chunk(2, 0);
                     o = parts[0] + request.GuidanceScale * (parts[1] - parts[0]);
+                    if (request.GuidanceRescale > 0) o = RescaleGuidance(o, parts[1], request.GuidanceRescale);
                 }
                 outputs.Add(o);
             }
@@ -138,7 +139,19 @@ public sealed class StableDiffusionPipeline
             ModelName = m.Name,
             ClipSkip = request.ClipSkip > 1 ? request.ClipSkip : null,
             DenoisingStrength = request.InitImage is null ? null : request.Strength,
+            Extra = request.GuidanceRescale > 0 ? [new("CFG Rescale phi", request.GuidanceRescale.ToString(System.Globalization.CultureInfo.InvariantCulture))] : [],
         }).ToList();
         return new GenerationResult(result.MoveToOuterDisposeScope(), seeds, parameters);
+    }
+
+    /// <summary>
+    /// diffusers' <c>rescale_noise_cfg</c>: the guided output scaled to the per-image standard deviation of the
+    /// conditional output, mixed with the unscaled one by <paramref name="phi"/>.
+    /// </summary>
+    internal static Tensor RescaleGuidance(Tensor guided, Tensor conditional, double phi)
+    {
+        var dims = Enumerable.Range(1, (int)guided.dim() - 1).Select(d => (long)d).ToArray();
+        var rescaled = guided * (conditional.std(dims, keepdim: true) / guided.std(dims, keepdim: true));
+        return phi * rescaled + (1 - phi) * guided;
     }
 }

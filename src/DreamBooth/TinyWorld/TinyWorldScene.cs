@@ -60,7 +60,7 @@ public sealed record TinyWorldScene(
 public static class TinyWorldGeometry
 {
     /// <summary>Half-extent of a small object, as a fraction of the image side.</summary>
-    public const double SmallHalfExtent = 0.08;
+    public const double SmallHalfExtent = 0.10;
 
     /// <summary>Half-extent of a large object, as a fraction of the image side.</summary>
     public const double LargeHalfExtent = 0.14;

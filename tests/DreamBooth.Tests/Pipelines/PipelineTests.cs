@@ -48,6 +48,27 @@ public class PipelineTests(TinySd1Fixture fixture) : IClassFixture<TinySd1Fixtur
     }
 
     [Fact]
+    public void GuidanceRescaleMatchesTheConditionalStdAndIsRecorded()
+    {
+        using var g = new torch.Generator(5);
+        var cond = torch.randn([2, 4, 8, 8], generator: g) * 0.5f;
+        var guided = torch.randn([2, 4, 8, 8], generator: g) * 3f + 1f;
+        // φ = 1: each image's std becomes the conditional output's; φ = 0: unchanged; φ = 0.7: the linear mix
+        var full = StableDiffusionPipeline.RescaleGuidance(guided, cond, 1.0);
+        for (int i = 0; i < 2; i++)
+            Assert.Equal(cond[i].std().item<float>(), full[i].std().item<float>(), 4);
+        Assert.True(TensorAssert.BitEqual(guided, StableDiffusionPipeline.RescaleGuidance(guided, cond, 0.0)));
+        var mixed = StableDiffusionPipeline.RescaleGuidance(guided, cond, 0.7);
+        Assert.True((mixed - (0.7f * full + 0.3f * guided)).abs().max().item<float>() < 1e-5f);
+
+        using var plain = pipe.Generate(Req());
+        using var rescaled = pipe.Generate(Req() with { GuidanceRescale = 0.7 });
+        Assert.False(TensorAssert.BitEqual(plain.Images, rescaled.Images));
+        Assert.Contains(rescaled.Parameters[0].Extra, kv => kv.Key == "CFG Rescale phi" && kv.Value == "0.7");
+        Assert.Throws<ArgumentException>(() => pipe.Generate(Req() with { GuidanceRescale = 1.5 }));
+    }
+
+    [Fact]
     public void BatchOfFourEqualsFourSingleRuns()
     {
         using var batch = pipe.Generate(Req() with { BatchSize = 4, Seed = 1000 });

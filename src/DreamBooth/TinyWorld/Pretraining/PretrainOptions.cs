@@ -89,7 +89,7 @@ public sealed record PretrainOptions
     public int UnetNormGroups { get; init; } = 32;
 
     /// <summary>Joint text-encoder + UNet optimiser steps.</summary>
-    public int UnetSteps { get; init; } = 3000;
+    public int UnetSteps { get; init; } = 4000;
 
     /// <summary>Latents per UNet step.</summary>
     public int UnetBatchSize { get; init; } = 32;
@@ -113,7 +113,7 @@ public sealed record PretrainOptions
     /// What the UNet predicts. <see cref="PredictionType.VPrediction"/> (Salimans &amp; Ho 2022, SD 2.x's 768 models) is
     /// needed with <see cref="ZeroTerminalSnr"/>, where ε carries no information at t = T.
     /// </summary>
-    public PredictionType Prediction { get; init; } = PredictionType.Epsilon;
+    public PredictionType Prediction { get; init; } = PredictionType.VPrediction;
 
     /// <summary>
     /// Rescale SD's β schedule to zero terminal SNR (Lin et al. 2023, "Common Diffusion Noise Schedules and Sample Steps
@@ -123,14 +123,14 @@ public sealed record PretrainOptions
     /// phantom object in the initial noise, whatever the prompt says. The exported scheduler config is then DDIM with
     /// <c>rescale_betas_zero_snr</c> and trailing timesteps, as the paper recommends. Needs v-prediction.
     /// </summary>
-    public bool ZeroTerminalSnr { get; init; }
+    public bool ZeroTerminalSnr { get; init; } = true;
 
     /// <summary>
     /// Extra weight of the latent positions covered by an object (plus one latent pixel around it) in the diffusion loss,
     /// like kohya's masked loss: objects cover a few % of the latent, so an unweighted loss is mostly the background.
     /// 0 weights every position alike.
     /// </summary>
-    public double UnetObjectWeight { get; init; }
+    public double UnetObjectWeight { get; init; } = 4.0;
 
     /// <summary>Min-SNR-γ loss weighting (Hang et al. 2023); 0 turns it off.</summary>
     public double MinSnrGamma { get; init; } = 5.0;
@@ -140,9 +140,10 @@ public sealed record PretrainOptions
     /// (Salimans &amp; Ho 2022) — so the model is pushed to predict the clean image where the noise hides it. Without it a
     /// small ε-model learns to read the background colour from the noise (SD's schedule keeps SNR ≈ 0.005 at t = T, and a
     /// flat background averaged over the latent is visible through that) instead of from the prompt, which makes sampling
-    /// from pure noise ignore the text. 0 turns it off.
+    /// from pure noise ignore the text. 0 turns it off (the default: the v-prediction recipe on a zero-terminal-SNR
+    /// schedule replaced it; it applies to ε-prediction only).
     /// </summary>
-    public double HighNoiseWeightCap { get; init; } = 100;
+    public double HighNoiseWeightCap { get; init; }
 
     /// <summary>Exponential moving average decay of the UNet/text-encoder weights that are exported; 0 exports the raw weights.</summary>
     public double EmaDecay { get; init; } = 0.995;

@@ -67,6 +67,18 @@ public sealed record TinyModelEvalResult(TinyWorldEvaluation Evaluation, IReadOn
 /// <summary>VAE round trip of rendered scenes: pairs, PSNR (dB) and how many keep background, shape and colour.</summary>
 public sealed record VaeRoundTripResult(IReadOnlyList<(Image<Rgb24> Original, Image<Rgb24> Reconstruction)> Pairs, double Psnr, int AttributesKept) : IDisposable
 {
+    /// <summary>Reconstructions whose measured shape equals the original's, among the scenes with small objects.</summary>
+    public int SmallShapesKept { get; init; }
+
+    /// <summary>Scenes with small objects.</summary>
+    public int SmallScenes { get; init; }
+
+    /// <summary>Reconstructions whose measured shape equals the original's, among the scenes with large objects.</summary>
+    public int LargeShapesKept { get; init; }
+
+    /// <summary>Scenes with large objects.</summary>
+    public int LargeScenes { get; init; }
+
     /// <summary>Two rows: originals above, reconstructions below.</summary>
     public Image<Rgb24> Grid() => GridCompositor.Compose(
         [Pairs.Select(p => (Image<Rgb24>?)p.Original).ToList(), Pairs.Select(p => (Image<Rgb24>?)p.Reconstruction).ToList()],
@@ -138,7 +150,7 @@ public static class TinyModelEvaluation
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "count must be ≥ 1.");
         var data = new TinyWorldDataset(new TinyWorldDatasetOptions { Seed = seed, Count = count, Split = TinyWorldSplit.HeldOut });
         var pairs = new List<(Image<Rgb24>, Image<Rgb24>)>();
-        double se = 0; long n = 0; int kept = 0;
+        double se = 0; long n = 0; int kept = 0, smallKept = 0, small = 0, largeKept = 0, large = 0;
         using var noGrad = TorchSharp.torch.no_grad();
         foreach (var sample in data)
         {
@@ -158,10 +170,16 @@ public static class TinyModelEvaluation
             var mo = TinyWorldMeasurements.Measure(original);
             var mr = TinyWorldMeasurements.Measure(recon);
             if (mo.Background == mr.Background && mo.Shape == mr.Shape && mo.Color == mr.Color) kept++;
+            bool shapeKept = mo.Shape == mr.Shape;
+            if (sample.Scene.Size == ObjectSize.Small) { small++; if (shapeKept) smallKept++; }
+            else { large++; if (shapeKept) largeKept++; }
             pairs.Add((original, recon));
         }
         double mse = se / n;
-        return new VaeRoundTripResult(pairs, mse == 0 ? double.PositiveInfinity : 10 * Math.Log10(255.0 * 255.0 / mse), kept);
+        return new VaeRoundTripResult(pairs, mse == 0 ? double.PositiveInfinity : 10 * Math.Log10(255.0 * 255.0 / mse), kept)
+        {
+            SmallShapesKept = smallKept, SmallScenes = small, LargeShapesKept = largeKept, LargeScenes = large,
+        };
     }
 
     static double Sq(int v) => (double)v * v;

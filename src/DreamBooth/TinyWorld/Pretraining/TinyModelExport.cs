@@ -109,15 +109,17 @@ public static class TinyModelExport
             "Reproduce with",
             "",
             "```",
-            $"dreambooth tinyworld pretrain --out data/models/tiny-sd --seed {o.Seed} --vae-steps {o.VaeSteps} --text-pretrain-steps {o.TextPretrainSteps} --unet-steps {o.UnetSteps}",
+            ReproduceCommand(o),
             "```",
             "",
             $"1. Render {o.TrainSamples} samples of the TinyWorldDataset train split (seed {o.Seed}; {o.PartialCaptionProbability.ToString(inv)} of the captions name only some attributes, e.g. \"a diamond\"). The held-out shape/background combinations never appear.",
-            $"2. VAE: {o.VaeSteps} AdamW steps of {o.VaeBatchSize} images, lr {o.VaeLearningRate.ToString(inv)} (warm-up {o.WarmupSteps}, cosine), L1 + MSE reconstruction + {o.VaeKlWeight.ToString(inv)}·KL; then frozen, latents cached, scaling_factor = 1/std of the latents.",
+            o.VaeFrom is null
+                ? $"2. VAE: {o.VaeSteps} AdamW steps of {o.VaeBatchSize} images, lr {o.VaeLearningRate.ToString(inv)} (warm-up {o.WarmupSteps}, cosine), L1 + MSE reconstruction (object pixels ×{(1 + o.VaeObjectWeight).ToString(inv)}) + {o.VaeKlWeight.ToString(inv)}·KL; then frozen, latents cached, scaling_factor = 1/std of the latents."
+                : $"2. VAE: loaded from `{Path.GetFileName(o.VaeFrom.TrimEnd('/', '\\'))}` (see that model's recipe){(o.VaeContinueSteps > 0 ? $", then {o.VaeContinueSteps} more AdamW steps of {o.VaeBatchSize} images, lr {o.VaeContinueLearningRate.ToString(inv)} (warm-up {o.WarmupSteps}, cosine), L1 + MSE reconstruction (object pixels ×{(1 + o.VaeObjectWeight).ToString(inv)}) + {o.VaeKlWeight.ToString(inv)}·KL" : "")}; then frozen, latents cached, scaling_factor = 1/std of the latents.",
             $"3. Text encoder alone: {o.TextPretrainSteps} AdamW steps of {o.TextPretrainBatchSize} captions, lr {o.TextPretrainLearningRate.ToString(inv)}: a linear head (discarded) names each caption attribute (shape, colour, size, position, background, count, or \"not said\") from every end-of-text/padding position — our stand-in for CLIP's pretraining, so the states the UNet attends to carry the whole caption from its first step.",
-            $"4. Text encoder + UNet jointly: {o.UnetSteps} AdamW steps of {o.UnetBatchSize} latents, lr {o.UnetLearningRate.ToString(inv)} / {o.TextLearningRate.ToString(inv)} (warm-up, cosine), ε-prediction on SD's scaled-linear schedule (0.00085–0.012, 1000 steps), caption dropout {o.CaptionDropout.ToString(inv)} (classifier-free guidance), offset noise {o.NoiseOffset.ToString(inv)}, min-SNR-γ {o.MinSnrGamma.ToString(inv)} × high-noise weight min(1 + 1/SNR, {o.HighNoiseWeightCap.ToString(inv)}) (the v-loss factor: makes the model take the background from the prompt, not from the noise), grad-norm clip {o.MaxGradNorm.ToString(inv)}, EMA {o.EmaDecay.ToString(inv)} (exported).",
+            $"4. Text encoder + UNet jointly: {o.UnetSteps} AdamW steps of {o.UnetBatchSize} latents, lr {o.UnetLearningRate.ToString(inv)} / {o.TextLearningRate.ToString(inv)} (warm-up, cosine), {Objective(o)}, caption dropout {o.CaptionDropout.ToString(inv)} (classifier-free guidance), offset noise {o.NoiseOffset.ToString(inv)}, grad-norm clip {o.MaxGradNorm.ToString(inv)}, EMA {o.EmaDecay.ToString(inv)} (exported).",
             "",
-            $"Outcome: final VAE loss {r.FinalVaeLoss.ToString("F4", inv)} (L1 + MSE, mean of the last 10% of steps), final text loss {(double.IsFinite(r.FinalTextLoss) ? r.FinalTextLoss.ToString("F4", inv) : "n/a")} (attribute cross-entropy, last 10%), final UNet loss {r.FinalUnetLoss.ToString("F4", inv)} (ε-MSE, last 10%), UNet steps done {r.UnetStepsDone}/{o.UnetSteps}.",
+            $"Outcome: final VAE loss {r.FinalVaeLoss.ToString("F4", inv)} (L1 + MSE, mean of the last 10% of steps), final text loss {(double.IsFinite(r.FinalTextLoss) ? r.FinalTextLoss.ToString("F4", inv) : "n/a")} (attribute cross-entropy, last 10%), final UNet loss {r.FinalUnetLoss.ToString("F4", inv)} ({(o.Prediction == Sampling.PredictionType.VPrediction ? "v" : "ε")}-MSE{(o.UnetObjectWeight > 0 ? ", object-weighted" : "")}, last 10%), UNet steps done {r.UnetStepsDone}/{o.UnetSteps}.",
             $"Time: VAE stage {r.VaeSeconds.ToString("F0", inv)} s, UNet stage {r.UnetSeconds.ToString("F0", inv)} s, total {r.TotalSeconds.ToString("F0", inv)} s with {o.Threads} TorchSharp CPU threads. `recipe.json` holds every option.",
             "",
             EvalBegin,
@@ -222,6 +224,48 @@ public static class TinyModelExport
 }
 
 """;
+
+    /// <summary>The <c>dreambooth tinyworld pretrain</c> command line that reproduces <paramref name="o"/> (options the CLI exposes).</summary>
+    internal static string ReproduceCommand(PretrainOptions o)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var d = new PretrainOptions();
+        var parts = new List<string> { "dreambooth tinyworld pretrain --out data/models/tiny-sd", $"--seed {o.Seed}" };
+        if (o.VaeFrom is null) parts.Add($"--vae-steps {o.VaeSteps}");
+        else parts.Add($"--vae-from {Path.GetFileName(o.VaeFrom.TrimEnd('/', '\\'))} --vae-continue-steps {o.VaeContinueSteps}");
+        parts.Add($"--text-pretrain-steps {o.TextPretrainSteps} --unet-steps {o.UnetSteps}");
+        if (o.Prediction != d.Prediction) parts.Add($"--prediction {(o.Prediction == Sampling.PredictionType.VPrediction ? "v" : "epsilon")}");
+        if (o.ZeroTerminalSnr != d.ZeroTerminalSnr) parts.Add($"--zero-terminal-snr {(o.ZeroTerminalSnr ? "true" : "false")}");
+        if (o.UnetObjectWeight != d.UnetObjectWeight) parts.Add($"--unet-object-weight {o.UnetObjectWeight.ToString(inv)}");
+        if (o.HighNoiseWeightCap != d.HighNoiseWeightCap) parts.Add($"--high-noise-cap {o.HighNoiseWeightCap.ToString(inv)}");
+        if (o.NoiseOffset != d.NoiseOffset) parts.Add($"--noise-offset {o.NoiseOffset.ToString(inv)}");
+        if (o.UnetLearningRate != d.UnetLearningRate) parts.Add($"--unet-lr {o.UnetLearningRate.ToString(inv)}");
+        if (o.TextLearningRate != d.TextLearningRate) parts.Add($"--text-lr {o.TextLearningRate.ToString(inv)}");
+        if (o.TrainSamples != d.TrainSamples) parts.Add($"--samples {o.TrainSamples}");
+        if (o.UnetBatchSize != d.UnetBatchSize) parts.Add($"--unet-batch {o.UnetBatchSize}");
+        if (!o.UnetChannels.SequenceEqual(d.UnetChannels)) parts.Add($"--unet-channels {string.Join(',', o.UnetChannels)}");
+        return string.Join(' ', parts);
+    }
+
+    /// <summary>The UNet objective of a recipe, in words, for the model card.</summary>
+    static string Objective(PretrainOptions o)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var target = o.Prediction == Sampling.PredictionType.VPrediction ? "v-prediction" : "ε-prediction";
+        var schedule = o.ZeroTerminalSnr
+            ? "SD's scaled-linear schedule (0.00085–0.012, 1000 steps) rescaled to zero terminal SNR (Lin et al. 2023: pure noise at t = T, so the layout and the background must come from the prompt)"
+            : "SD's scaled-linear schedule (0.00085–0.012, 1000 steps)";
+        var weights = new List<string>();
+        if (o.MinSnrGamma > 0)
+            weights.Add(o.Prediction == Sampling.PredictionType.VPrediction
+                ? $"min-SNR-γ {o.MinSnrGamma.ToString(inv)} as γ / max(SNR, γ)"
+                : $"min-SNR-γ {o.MinSnrGamma.ToString(inv)}");
+        if (o.HighNoiseWeightCap > 0)
+            weights.Add($"high-noise weight min(1 + 1/SNR, {o.HighNoiseWeightCap.ToString(inv)}) (the v-loss factor: makes the model take the background from the prompt, not from the noise)");
+        if (o.UnetObjectWeight > 0)
+            weights.Add($"object positions of the latent ×{(1 + o.UnetObjectWeight).ToString(inv)} (masked loss)");
+        return $"{target} on {schedule}" + (weights.Count > 0 ? ", " + string.Join(", ", weights) : "");
+    }
 
     /// <summary>
     /// The scheduler_config.json of <see cref="TinyModelConfigs.Scheduler"/>: SD 1.x's PNDM config, or for a zero-terminal-SNR

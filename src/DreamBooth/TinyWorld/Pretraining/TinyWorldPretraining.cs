@@ -25,7 +25,10 @@ public sealed record PretrainResult
     /// <summary>Mean VAE reconstruction loss (L1 + MSE) over the last 10% of VAE steps.</summary>
     public required double FinalVaeLoss { get; init; }
 
-    /// <summary>Mean diffusion (ε-MSE, unweighted) loss over the last 10% of UNet steps.</summary>
+    /// <summary>
+    /// Mean diffusion loss over the last 10% of UNet steps: MSE against the prediction target (ε or v), object-weighted
+    /// when <see cref="PretrainOptions.UnetObjectWeight"/> is set, without the timestep weights.
+    /// </summary>
     public required double FinalUnetLoss { get; init; }
 
     /// <summary>Mean attribute cross-entropy of the text-pretraining stage over its last 10% of steps (NaN when skipped).</summary>

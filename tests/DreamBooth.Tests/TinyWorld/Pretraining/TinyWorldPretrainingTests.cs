@@ -141,8 +141,7 @@ public class TinyWorldPretrainingTests
         var outFolder = Path.Combine(dir.Path, "zsnr");
         var o = Tiny with
         {
-            VaeFrom = first, VaeContinueSteps = 2, Prediction = PredictionType.VPrediction, ZeroTerminalSnr = true,
-            HighNoiseWeightCap = 0, UnetObjectWeight = 4,
+            VaeFrom = first, VaeContinueSteps = 2, Prediction = PredictionType.VPrediction, ZeroTerminalSnr = true, UnetObjectWeight = 4,
         };
         var reports = new List<PretrainProgress>();
         var result = TinyWorldPretraining.Run(o, outFolder, new SyncProgress<PretrainProgress>(reports.Add));
@@ -168,7 +167,7 @@ public class TinyWorldPretrainingTests
             }
         }
         // the ε recipe keeps SD 1.x's scheduler file
-        using var eps = JsonDocument.Parse(TinyModelExport.SchedulerJson(Tiny));
+        using var eps = JsonDocument.Parse(TinyModelExport.SchedulerJson(Tiny with { Prediction = PredictionType.Epsilon, ZeroTerminalSnr = false }));
         Assert.Equal("PNDMScheduler", eps.RootElement.GetProperty("_class_name").GetString());
         Assert.Equal("leading", eps.RootElement.GetProperty("timestep_spacing").GetString());
         Assert.False(eps.RootElement.TryGetProperty("rescale_betas_zero_snr", out _));
