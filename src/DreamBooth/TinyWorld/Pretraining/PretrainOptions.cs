@@ -73,6 +73,13 @@ public sealed record PretrainOptions
     /// </summary>
     public int TextPretrainSteps { get; init; } = 500;
 
+    /// <summary>
+    /// Start the UNet and the text encoder from this model folder (an earlier run of the recipe with the same sizes)
+    /// instead of from random weights, to continue its training; usually with <see cref="VaeFrom"/> set to the same
+    /// folder (the latents must be the ones it was trained on) and <see cref="TextPretrainSteps"/> = 0.
+    /// </summary>
+    public string? InitFrom { get; init; }
+
     /// <summary>Captions per text-pretraining step.</summary>
     public int TextPretrainBatchSize { get; init; } = 64;
 
@@ -207,6 +214,8 @@ public sealed record PretrainOptions
         Check(VaeBatchSize >= 1, nameof(VaeBatchSize), VaeBatchSize, "must be ≥ 1.");
         Check(VaeLearningRate > 0 && VaeLearningRate < 1, nameof(VaeLearningRate), VaeLearningRate, "must lie in (0, 1); 1e-3 works.");
         Check(VaeKlWeight >= 0 && VaeKlWeight < 1, nameof(VaeKlWeight), VaeKlWeight, "must lie in [0, 1); SD uses ~1e-6.");
+        Check(InitFrom is null || Directory.Exists(Path.Combine(InitFrom, "unet")), nameof(InitFrom), InitFrom ?? "", "must be a model folder written by this recipe (with unet/ and text_encoder/).");
+        Check(InitFrom is null || (VaeFrom != null && VaeContinueSteps == 0), nameof(InitFrom), InitFrom ?? "", "continues a UNet trained on fixed latents: set VaeFrom (--vae-from) to the same model and keep VaeContinueSteps at 0.");
         Check(VaeContinueSteps >= 0, nameof(VaeContinueSteps), VaeContinueSteps, "must be ≥ 0 (0 reuses VaeFrom as it is).");
         Check(VaeContinueSteps == 0 || VaeFrom != null, nameof(VaeContinueSteps), VaeContinueSteps, "continues training a loaded VAE: set VaeFrom (--vae-from) too, or use VaeSteps to train one from scratch.");
         Check(VaeContinueLearningRate > 0 && VaeContinueLearningRate < 1, nameof(VaeContinueLearningRate), VaeContinueLearningRate, "must lie in (0, 1).");

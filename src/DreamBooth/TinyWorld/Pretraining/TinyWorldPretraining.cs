@@ -98,10 +98,7 @@ public static class TinyWorldPretraining
         if (options.VaeFrom is { } vaeFolder)
         {
             // reuse an already trained VAE (same architecture): the VAE stage is deterministic, so this skips ~9 minutes
-            var file = ComponentLoader.FindWeights(Path.Combine(vaeFolder, "vae"), ["diffusion_pytorch_model"], null);
-            var state = Safetensors.Load(file);
-            StateDicts.LoadStrict(vae, state, file);
-            foreach (var t in state.Values) t.Dispose();
+            LoadComponent(vae, vaeFolder, "vae", "diffusion_pytorch_model");
             vae.train();
             // keep the reused VAE's recorded final loss in this run's recipe
             vaeLoss = 0;
@@ -138,6 +135,12 @@ public static class TinyWorldPretraining
         using var scaledLatents = (latents * scaling).DetachFromDisposeScope();
         using var objectMasks = LatentObjectMasks(pixels, latents.shape[2]);
         double textLoss = double.NaN;
+        if (options.InitFrom is { } init)
+        {
+            // continue an earlier run: its UNet and text encoder (fp16 on disk, trained on in float32) are the start
+            LoadComponent(unet, init, "unet", "diffusion_pytorch_model");
+            LoadComponent(te, init, "text_encoder", "model");
+        }
         if (options.TextPretrainSteps > 0)
         {
             using var labels = CaptionLabels(captions);
@@ -171,6 +174,15 @@ public static class TinyWorldPretraining
         TinyModelExport.Write(outputFolder, unet, vae, te, options, result);
         progress?.Report(new PretrainProgress(PretrainStage.Export, 1, 1, double.NaN, total.Elapsed));
         return result;
+    }
+
+    /// <summary>Loads <paramref name="component"/>'s weights from a model folder into <paramref name="module"/> (strict, cast to its dtype).</summary>
+    static void LoadComponent(nn.Module module, string modelFolder, string component, string weightsName)
+    {
+        var file = ComponentLoader.FindWeights(Path.Combine(modelFolder, component), [weightsName], null);
+        var state = Safetensors.Load(file);
+        try { StateDicts.LoadStrict(module, state, file); }
+        finally { foreach (var t in state.Values) t.Dispose(); }
     }
 
     /// <summary>Renders every sample to a uint8 tensor [N, 3, 64, 64].</summary>

@@ -166,6 +166,18 @@ public class TinyWorldPretrainingTests
                 Assert.True(gen.Images.isfinite().all().item<bool>(), $"{sampler} gave non-finite pixels");
             }
         }
+        // continuing that model: same UNet weights at the start, so with a zero learning-rate step nothing changes
+        var cont = Path.Combine(dir.Path, "continued");
+        TinyWorldPretraining.Run(Tiny with { VaeFrom = outFolder, InitFrom = outFolder, TextPretrainSteps = 0, UnetSteps = 1, UnetLearningRate = 1e-12, TextLearningRate = 1e-12, EmaDecay = 0 }, cont);
+        using (var a = StableDiffusionModel.FromPretrained(outFolder))
+        using (var b = StableDiffusionModel.FromPretrained(cont))
+        {
+            var wa = a.Unet.state_dict()["conv_in.weight"];
+            var wb = b.Unet.state_dict()["conv_in.weight"];
+            Assert.True((wa - wb).abs().max().item<float>() < 1e-3f);
+        }
+        Assert.ThrowsAny<ArgumentException>((Tiny with { InitFrom = outFolder }).Validate);
+
         // the ε recipe keeps SD 1.x's scheduler file
         using var eps = JsonDocument.Parse(TinyModelExport.SchedulerJson(Tiny with { Prediction = PredictionType.Epsilon, ZeroTerminalSnr = false }));
         Assert.Equal("PNDMScheduler", eps.RootElement.GetProperty("_class_name").GetString());
