@@ -58,9 +58,10 @@ public sealed record PretrainResult
 /// TinyWorldDataset train split once; (2) train an <see cref="AutoencoderKL"/> on the images (L1 + MSE reconstruction,
 /// tiny KL, as the LDM paper's KL autoencoder without the adversarial term), freeze it, cache the latents and set
 /// <c>scaling_factor</c> = 1/std (Rombach et al. 2022, §4.3.2 / SD's 0.18215); (3) train a <see cref="ClipTextModel"/>
-/// and a <see cref="UNet2DConditionModel"/> jointly from scratch with the ε-prediction objective of DDPM (Ho et al. 2020)
-/// on SD's scaled-linear schedule, caption dropout for classifier-free guidance, min-SNR-γ weights and an EMA of the
-/// weights; (4) export fp16 safetensors in the diffusers layout (<see cref="TinyModelExport"/>).
+/// and a <see cref="UNet2DConditionModel"/> jointly from scratch (after a text-only attribute stage) with the DDPM
+/// objective (Ho et al. 2020) — by default v-prediction (Salimans &amp; Ho 2022) on SD's scaled-linear schedule rescaled to
+/// zero terminal SNR (Lin et al. 2023) —, caption dropout for classifier-free guidance, min-SNR-γ weights, an
+/// object-masked loss and an EMA of the weights; (4) export fp16 safetensors in the diffusers layout (<see cref="TinyModelExport"/>).
 /// </summary>
 public static class TinyWorldPretraining
 {
