@@ -214,14 +214,14 @@ public sealed record PretrainOptions
         Check(VaeBatchSize >= 1, nameof(VaeBatchSize), VaeBatchSize, "must be ≥ 1.");
         Check(VaeLearningRate > 0 && VaeLearningRate < 1, nameof(VaeLearningRate), VaeLearningRate, "must lie in (0, 1); 1e-3 works.");
         Check(VaeKlWeight >= 0 && VaeKlWeight < 1, nameof(VaeKlWeight), VaeKlWeight, "must lie in [0, 1); SD uses ~1e-6.");
-        Check(InitFrom is null || Directory.Exists(Path.Combine(InitFrom, "unet")), nameof(InitFrom), InitFrom ?? "", "must be a model folder written by this recipe (with unet/ and text_encoder/).");
+        Check(InitFrom is null || Directory.Exists(Path.Combine(InitFrom, "unet")), nameof(InitFrom), InitFrom ?? "", "(--init-from) must be a model folder written by this recipe (with unet/ and text_encoder/).");
         Check(InitFrom is null || (VaeFrom != null && VaeContinueSteps == 0), nameof(InitFrom), InitFrom ?? "", "continues a UNet trained on fixed latents: set VaeFrom (--vae-from) to the same model and keep VaeContinueSteps at 0.");
         Check(VaeContinueSteps >= 0, nameof(VaeContinueSteps), VaeContinueSteps, "must be ≥ 0 (0 reuses VaeFrom as it is).");
         Check(VaeContinueSteps == 0 || VaeFrom != null, nameof(VaeContinueSteps), VaeContinueSteps, "continues training a loaded VAE: set VaeFrom (--vae-from) too, or use VaeSteps to train one from scratch.");
         Check(VaeContinueLearningRate > 0 && VaeContinueLearningRate < 1, nameof(VaeContinueLearningRate), VaeContinueLearningRate, "must lie in (0, 1).");
         Check(Prediction is PredictionType.Epsilon or PredictionType.VPrediction, nameof(Prediction), Prediction, "must be Epsilon or VPrediction.");
-        Check(!ZeroTerminalSnr || Prediction == PredictionType.VPrediction, nameof(ZeroTerminalSnr), ZeroTerminalSnr, "needs Prediction = VPrediction (an ε target carries no information at zero SNR).");
-        Check(HighNoiseWeightCap == 0 || Prediction == PredictionType.Epsilon, nameof(HighNoiseWeightCap), HighNoiseWeightCap, "applies to ε-prediction only (the v-loss already is the ε-loss × (1 + 1/SNR)); set it to 0 with VPrediction.");
+        Check(!ZeroTerminalSnr || Prediction == PredictionType.VPrediction, nameof(ZeroTerminalSnr), ZeroTerminalSnr, "needs Prediction = VPrediction (--prediction v): an ε target carries no information at zero SNR.");
+        Check(HighNoiseWeightCap == 0 || Prediction == PredictionType.Epsilon, nameof(HighNoiseWeightCap), HighNoiseWeightCap, "applies to ε-prediction only (the v-loss already is the ε-loss × (1 + 1/SNR)); set it to 0 (--high-noise-cap 0) with VPrediction.");
         Check(UnetObjectWeight >= 0, nameof(UnetObjectWeight), UnetObjectWeight, "must be ≥ 0 (0 weights every latent position alike).");
         Check(VaeObjectWeight >= 0, nameof(VaeObjectWeight), VaeObjectWeight, "must be ≥ 0 (0 weights all pixels alike).");
         Check(TextHiddenSize > 0 && TextHeads > 0 && TextHiddenSize % TextHeads == 0, nameof(TextHeads), TextHeads, $"must divide TextHiddenSize ({TextHiddenSize}).");

@@ -100,7 +100,6 @@ public static class TinyWorldPretraining
         {
             // reuse an already trained VAE (same architecture): the VAE stage is deterministic, so this skips ~9 minutes
             LoadComponent(vae, vaeFolder, "vae", "diffusion_pytorch_model");
-            vae.train();
             // keep the reused VAE's recorded final loss in this run's recipe
             vaeLoss = 0;
             var recipe = Path.Combine(vaeFolder, "recipe.json");
