@@ -39,6 +39,9 @@ public static class TinyWorldCommand
         var textLr = new Option<double?>("--text-lr") { Description = "Text-encoder peak learning rate." };
         var textSteps = new Option<int?>("--text-pretrain-steps") { Description = "Text-only steps that pretrain the text encoder on caption attributes before the UNet stage (0 = none)." };
         var vaeContinue = new Option<int?>("--vae-continue-steps") { Description = "With --vae-from: train the loaded VAE this many more steps before using it." };
+        var vaeContinueLr = new Option<double?>("--vae-continue-lr") { Description = "Peak learning rate of --vae-continue-steps (default 5e-4)." };
+        var vaePatterns = new Option<double?>("--vae-pattern-fraction") { Description = "Fraction of each VAE batch drawn from uncaptioned multi-coloured objects (default 0.5)." };
+        var vaeAnchor = new Option<double?>("--vae-anchor-weight") { Description = "With --vae-continue-steps: keep the scenes' latents where the loaded VAE put them (weight of the drift penalty; needed with --init-from)." };
         var prediction = new Option<string?>("--prediction") { Description = "What the UNet predicts: epsilon or v_prediction." };
         var zeroSnr = new Option<bool?>("--zero-terminal-snr") { Description = "Train on SD's schedule rescaled to zero terminal SNR (needs --prediction v_prediction)." };
         var objectWeight = new Option<double?>("--unet-object-weight") { Description = "Extra weight of latent positions covered by an object in the diffusion loss (0 = off)." };
@@ -47,7 +50,7 @@ public static class TinyWorldCommand
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Folder with CLIP's vocab.json + merges.txt (default: data/models/tiny-sd/tokenizer of this repository)." };
         var cmd = new Command("pretrain", "Train the tiny VAE, text encoder and UNet on TinyWorld and write a diffusers folder.")
         {
-            output, seed, vaeSteps, vaeFrom, unetSteps, samples, threads, unetChannels, unetBatch, snapshot, highNoise, noiseOffset, unetLr, textLr, textSteps, vaeContinue, prediction, zeroSnr, objectWeight, initFrom, quick, tokenizer,
+            output, seed, vaeSteps, vaeFrom, unetSteps, samples, threads, unetChannels, unetBatch, snapshot, highNoise, noiseOffset, unetLr, textLr, textSteps, vaeContinue, vaeContinueLr, vaePatterns, vaeAnchor, prediction, zeroSnr, objectWeight, initFrom, quick, tokenizer,
         };
         cmd.SetAction((pr, ct) =>
         {
@@ -71,6 +74,9 @@ public static class TinyWorldCommand
                 TextLearningRate = pr.GetValue(textLr) ?? o.TextLearningRate,
                 TextPretrainSteps = pr.GetValue(textSteps) ?? o.TextPretrainSteps,
                 VaeContinueSteps = pr.GetValue(vaeContinue) ?? o.VaeContinueSteps,
+                VaeContinueLearningRate = pr.GetValue(vaeContinueLr) ?? o.VaeContinueLearningRate,
+                VaePatternFraction = pr.GetValue(vaePatterns) ?? o.VaePatternFraction,
+                VaeAnchorWeight = pr.GetValue(vaeAnchor) ?? o.VaeAnchorWeight,
                 Prediction = pr.GetValue(prediction) is { } pt ? Cli.ParsePredictionType(pt, "--prediction") : o.Prediction,
                 ZeroTerminalSnr = pr.GetValue(zeroSnr) ?? o.ZeroTerminalSnr,
                 UnetObjectWeight = pr.GetValue(objectWeight) ?? o.UnetObjectWeight,
@@ -81,7 +87,7 @@ public static class TinyWorldCommand
             progress.Done();
             Cli.Out.WriteLine($"wrote {result.Folder}");
             Cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"final VAE loss {result.FinalVaeLoss:F4}, final UNet loss {result.FinalUnetLoss:F4}, scaling factor {result.ScalingFactor:F4}, {result.TotalSeconds:F0} s"));
+                $"final VAE loss {result.FinalVaeLoss:F4}, final UNet loss {(result.UnetStepsDone == 0 ? "- (UNet kept as loaded)" : result.FinalUnetLoss.ToString("F4", CultureInfo.InvariantCulture))}, scaling factor {result.ScalingFactor:F4}, {result.TotalSeconds:F0} s"));
             Cli.Out.WriteLine("parameters: " + string.Join(", ", result.Parameters.Select(kv => $"{kv.Key} {kv.Value:N0}")));
             return Task.FromResult(0);
         });

@@ -115,10 +115,29 @@ public static class DemoSubject
         return Render(Instances[index], size);
     }
 
+    /// <summary>
+    /// The caption of an instance image: the instance prompt plus what is <i>not</i> the subject — its grid cell and the
+    /// background ("a zwx diamond in the top left on a green background"). Captioning everything but the subject is the
+    /// usual DreamBooth advice: the identifier then binds to the object alone, not to the backgrounds and places its
+    /// few photos happen to show.
+    /// </summary>
+    public static string Caption(DemoSubjectInstance instance)
+    {
+        ArgumentNullException.ThrowIfNull(instance);
+        var word = TinyWorldVocabulary.Word(instance.Background);
+        return $"{InstancePrompt} {TinyWorldVocabulary.Phrase(instance.Position)} on {TinyWorldCaptions.Article(word)} {word} background";
+    }
+
     /// <summary>File name of instance image <paramref name="index"/> ("zwx_00.png").</summary>
     public static string FileName(int index) => $"{Identifier}_{index:00}.png";
 
-    /// <summary>Writes the instance PNGs into a folder (created if needed) and returns their paths.</summary>
+    /// <summary>File name of instance image <paramref name="index"/>'s caption sidecar ("zwx_00.txt").</summary>
+    public static string CaptionFileName(int index) => Path.ChangeExtension(FileName(index), ".txt");
+
+    /// <summary>
+    /// Writes the instance PNGs into a folder (created if needed), each with its caption sidecar (<see cref="Caption"/>,
+    /// the Colab's "caption file" convention), and returns the image paths.
+    /// </summary>
     public static IReadOnlyList<string> WriteInstances(string folder, int size = 64)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(folder);
@@ -129,6 +148,7 @@ public static class DemoSubject
             using var img = RenderInstance(i, size);
             var path = Path.Combine(folder, FileName(i));
             img.SaveAsPng(path, new PngEncoder { ColorType = PngColorType.Rgb, BitDepth = PngBitDepth.Bit8 });
+            File.WriteAllText(Path.Combine(folder, CaptionFileName(i)), Caption(Instances[i]) + "\n");
             paths.Add(path);
         }
         return paths;

@@ -150,10 +150,18 @@ public static class Quickstart
             Seed = o.Seed,
         });
         log?.Report($"session {session.Folder}");
-        var importer = new InstanceImageImporter(new ImportOptions { Resolution = Math.Max(64, resolution), CaptionMode = CaptionMode.InstancePrompt, InstancePrompt = DemoSubject.InstancePrompt });
         var images = Directory.GetFiles(o.InstanceImages, "*.png").OrderBy(f => f, StringComparer.Ordinal).ToList();
         if (images.Count == 0) throw new ModelLoadException(o.InstanceImages, "no demo-subject PNG images here");
-        var report = importer.Import(images, session.InstanceFolder(concept), cancellationToken: ct);
+        // captions: each image's sidecar .txt where every image has one, else the instance prompt for all
+        var sidecars = images.Select(f => Path.ChangeExtension(f, ".txt")).ToList();
+        bool captioned = sidecars.All(File.Exists);
+        var importer = new InstanceImageImporter(new ImportOptions
+        {
+            Resolution = Math.Max(64, resolution),
+            CaptionMode = captioned ? CaptionMode.SidecarOrFileName : CaptionMode.InstancePrompt,
+            InstancePrompt = DemoSubject.InstancePrompt,
+        });
+        var report = importer.Import(captioned ? [.. images, .. sidecars] : images, session.InstanceFolder(concept), cancellationToken: ct);
         log?.Report($"imported {report.Summary.Imported} instance images ({report.Summary.Skipped} skipped)");
         var idCheck = IdentifierCheck.Check(model.Tokenizer, DemoSubject.Identifier);
         log?.Report($"identifier '{DemoSubject.Identifier}': {idCheck.Verdict}");

@@ -29,6 +29,9 @@ public class DemoSubjectTests(ITestOutputHelper output)
             using var committed = Image.Load<Rgb24>(path);
             using var fresh = DemoSubject.RenderInstance(i);
             Assert.True(TinyWorldDatasetTests.SamePixels(committed, fresh), $"{path} differs from DemoSubject.RenderInstance({i})");
+            var caption = Path.Combine(Folder, DemoSubject.CaptionFileName(i));
+            Assert.True(File.Exists(caption), $"{caption} is missing; regenerate with DemoSubject.WriteInstances(\"data/demo-subject\")");
+            Assert.Equal(DemoSubject.Caption(DemoSubject.Instances[i]), File.ReadAllText(caption).Trim());
         }
         Assert.Equal(DemoSubject.Instances.Count, Directory.GetFiles(Folder, "*.png").Length);
         var readme = File.ReadAllText(Path.Combine(Folder, "README.md"));
@@ -45,6 +48,15 @@ public class DemoSubjectTests(ITestOutputHelper output)
         using var a = Image.Load<Rgb24>(paths[3]);
         using var b = DemoSubject.RenderInstance(3);
         Assert.True(TinyWorldDatasetTests.SamePixels(a, b));
+        Assert.Equal("a zwx diamond on the left on a green background", File.ReadAllText(Path.ChangeExtension(paths[3], ".txt")).Trim());
+        // every caption names the subject, its cell and its background, and parses back to them
+        Assert.All(DemoSubject.Instances, i =>
+        {
+            var request = SceneRequest.Parse(DemoSubject.Caption(i), DemoSubject.Identifier);
+            Assert.StartsWith(DemoSubject.InstancePrompt + " ", DemoSubject.Caption(i));
+            Assert.Equal(i.Position, request.Position);
+            Assert.Equal(i.Background, request.Background);
+        });
     }
 
     [Fact]

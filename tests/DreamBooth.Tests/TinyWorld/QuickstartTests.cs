@@ -18,6 +18,17 @@ public class QuickstartTests
         Assert.True(r.Training.Completed);
         Assert.Equal(options.Steps, r.Training.Step);
         Assert.Equal(10, r.Import.Summary.Imported);
+        // the demo subject's caption files are used: each image trains with its own caption (cell and background named)
+        Assert.All(r.Import.Imported, i => Assert.Equal(File.ReadAllText(Path.ChangeExtension(i.SourcePath, ".txt")).Trim(), i.Caption));
+        Assert.Equal(DemoSubject.Instances.Select(DemoSubject.Caption).Order(), r.Import.Imported.Select(i => i.Caption!).Order());
+        Assert.True(r.Import.Imported.Select(i => i.Caption).Distinct().Count() >= 8);
+
+        // a folder without caption files trains every image with the instance prompt
+        var bare = Path.Combine(dir.Path, "bare");
+        Directory.CreateDirectory(bare);
+        foreach (var f in Directory.GetFiles(options.InstanceImages, "*.png").Take(3)) File.Copy(f, Path.Combine(bare, Path.GetFileName(f)));
+        var b = Quickstart.Run(options with { InstanceImages = bare, OutputFolder = Path.Combine(dir.Path, "bare-out") });
+        Assert.All(b.Import.Imported, i => Assert.Equal(DemoSubject.InstancePrompt, i.Caption));
         foreach (var f in new[] { r.SamplerSeedGrid, r.RecontextualisationGrid, r.LossChart })
         {
             Assert.True(File.Exists(f), f);

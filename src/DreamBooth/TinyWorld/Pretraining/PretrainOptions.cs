@@ -36,6 +36,21 @@ public sealed record PretrainOptions
     /// <summary>Peak learning rate of <see cref="VaeContinueSteps"/>.</summary>
     public double VaeContinueLearningRate { get; init; } = 5e-4;
 
+    /// <summary>
+    /// Fraction of every VAE batch drawn from <see cref="PatternedObjects"/> (multi-coloured objects, never captioned)
+    /// instead of the captioned scenes: a VAE that only ever saw single-colour shapes loses the colour detail of
+    /// patterned subjects (the demo subject's purple quarters vanished in its round trip).
+    /// </summary>
+    public double VaePatternFraction { get; init; } = 0.5;
+
+    /// <summary>
+    /// With <see cref="VaeContinueSteps"/>: weight of a penalty that keeps the continued encoder's latents of the
+    /// captioned scenes where the loaded VAE put them (mean squared difference), so a UNet trained on the loaded VAE's
+    /// latents stays valid (<see cref="InitFrom"/>); the decoder and the unused latent directions stay free to learn.
+    /// 0 = no penalty.
+    /// </summary>
+    public double VaeAnchorWeight { get; init; }
+
     /// <summary>VAE optimiser steps.</summary>
     public int VaeSteps { get; init; } = 1200;
 
@@ -215,7 +230,10 @@ public sealed record PretrainOptions
         Check(VaeLearningRate > 0 && VaeLearningRate < 1, nameof(VaeLearningRate), VaeLearningRate, "must lie in (0, 1); 1e-3 works.");
         Check(VaeKlWeight >= 0 && VaeKlWeight < 1, nameof(VaeKlWeight), VaeKlWeight, "must lie in [0, 1); SD uses ~1e-6.");
         Check(InitFrom is null || Directory.Exists(Path.Combine(InitFrom, "unet")), nameof(InitFrom), InitFrom ?? "", "(--init-from) must be a model folder written by this recipe (with unet/ and text_encoder/).");
-        Check(InitFrom is null || (VaeFrom != null && VaeContinueSteps == 0), nameof(InitFrom), InitFrom ?? "", "continues a UNet trained on fixed latents: set VaeFrom (--vae-from) to the same model and keep VaeContinueSteps at 0.");
+        Check(InitFrom is null || (VaeFrom != null && (VaeContinueSteps == 0 || VaeAnchorWeight > 0)), nameof(InitFrom), InitFrom ?? "", "continues a UNet trained on fixed latents: set VaeFrom (--vae-from) to the same model, and either keep VaeContinueSteps at 0 or anchor the latents with VaeAnchorWeight (--vae-anchor-weight 1).");
+        Check(VaePatternFraction is >= 0 and <= 1, nameof(VaePatternFraction), VaePatternFraction, "(--vae-pattern-fraction) must lie in [0, 1].");
+        Check(VaeAnchorWeight >= 0, nameof(VaeAnchorWeight), VaeAnchorWeight, "(--vae-anchor-weight) must be ≥ 0.");
+        Check(VaeAnchorWeight == 0 || VaeContinueSteps > 0, nameof(VaeAnchorWeight), VaeAnchorWeight, "anchors a continued VAE to the loaded one: set VaeContinueSteps (--vae-continue-steps) and VaeFrom (--vae-from) too.");
         Check(VaeContinueSteps >= 0, nameof(VaeContinueSteps), VaeContinueSteps, "must be ≥ 0 (0 reuses VaeFrom as it is).");
         Check(VaeContinueSteps == 0 || VaeFrom != null, nameof(VaeContinueSteps), VaeContinueSteps, "continues training a loaded VAE: set VaeFrom (--vae-from) too, or use VaeSteps to train one from scratch.");
         Check(VaeContinueLearningRate > 0 && VaeContinueLearningRate < 1, nameof(VaeContinueLearningRate), VaeContinueLearningRate, "must lie in (0, 1).");
@@ -233,7 +251,7 @@ public sealed record PretrainOptions
         Check(UnetChannels is { Length: >= 2 } && UnetChannels.All(c => c > 0), nameof(UnetChannels), UnetChannels?.Length ?? 0, "needs at least 2 positive widths.");
         Check(UnetHeads > 0 && UnetChannels!.All(c => c % UnetHeads == 0), nameof(UnetHeads), UnetHeads, "must divide every UnetChannels entry.");
         Check(UnetNormGroups > 0 && UnetChannels!.All(c => c % UnetNormGroups == 0), nameof(UnetNormGroups), UnetNormGroups, "must divide every UnetChannels entry.");
-        Check(UnetSteps >= 1, nameof(UnetSteps), UnetSteps, "must be ≥ 1.");
+        Check(UnetSteps >= 1 || (UnetSteps == 0 && InitFrom != null), nameof(UnetSteps), UnetSteps, "must be ≥ 1 (0 only with InitFrom / --init-from, to keep that model's UNet as it is).");
         Check(UnetBatchSize >= 1, nameof(UnetBatchSize), UnetBatchSize, "must be ≥ 1.");
         Check(UnetLearningRate > 0 && UnetLearningRate < 1, nameof(UnetLearningRate), UnetLearningRate, "must lie in (0, 1).");
         Check(TextLearningRate > 0 && TextLearningRate < 1, nameof(TextLearningRate), TextLearningRate, "must lie in (0, 1).");

@@ -113,11 +113,11 @@ public static class TinyModelExport
             "```",
             "",
             $"1. Render {o.TrainSamples} samples of the TinyWorldDataset train split (seed {o.Seed}; {o.PartialCaptionProbability.ToString(inv)} of the captions name only some attributes, e.g. \"a diamond\"). The held-out shape/background combinations never appear.",
-            o.VaeFrom is null
-                ? $"2. VAE: {o.VaeSteps} AdamW steps of {o.VaeBatchSize} images, lr {o.VaeLearningRate.ToString(inv)} (warm-up {o.WarmupSteps}, cosine), L1 + MSE reconstruction (object pixels ×{(1 + o.VaeObjectWeight).ToString(inv)}) + {o.VaeKlWeight.ToString(inv)}·KL; then frozen, latents cached, scaling_factor = 1/std of the latents."
-                : $"2. VAE: loaded from `{Path.GetFileName(o.VaeFrom.TrimEnd('/', '\\'))}` (see that model's recipe){(o.VaeContinueSteps > 0 ? $", then {o.VaeContinueSteps} more AdamW steps of {o.VaeBatchSize} images, lr {o.VaeContinueLearningRate.ToString(inv)} (warm-up {o.WarmupSteps}, cosine), L1 + MSE reconstruction (object pixels ×{(1 + o.VaeObjectWeight).ToString(inv)}) + {o.VaeKlWeight.ToString(inv)}·KL" : "")}; then frozen, latents cached, scaling_factor = 1/std of the latents.",
+            VaeStage(o),
             $"3. Text encoder alone: {o.TextPretrainSteps} AdamW steps of {o.TextPretrainBatchSize} captions, lr {o.TextPretrainLearningRate.ToString(inv)}: a linear head (discarded) names each caption attribute (shape, colour, size, position, background, count, or \"not said\") from every end-of-text/padding position — our stand-in for CLIP's pretraining, so the states the UNet attends to carry the whole caption from its first step.",
-            $"4. Text encoder + UNet jointly{(o.InitFrom is null ? "" : $", starting from those of `{Path.GetFileName(o.InitFrom.TrimEnd('/', '\\'))}`")}: {o.UnetSteps} AdamW steps of {o.UnetBatchSize} latents, lr {o.UnetLearningRate.ToString(inv)} / {o.TextLearningRate.ToString(inv)} (warm-up, cosine), {Objective(o)}, caption dropout {o.CaptionDropout.ToString(inv)} (classifier-free guidance), offset noise {o.NoiseOffset.ToString(inv)}, grad-norm clip {o.MaxGradNorm.ToString(inv)}, EMA {o.EmaDecay.ToString(inv)} (exported).",
+            o.UnetSteps == 0 && o.InitFrom is not null
+                ? $"4. Text encoder + UNet: those of `{Path.GetFileName(o.InitFrom.TrimEnd('/', '\\'))}`, unchanged (see that model's recipe; the anchored VAE keeps their latents and scaling_factor), so the final UNet loss below is that run's."
+                : $"4. Text encoder + UNet jointly{(o.InitFrom is null ? "" : $", starting from those of `{Path.GetFileName(o.InitFrom.TrimEnd('/', '\\'))}`")}: {o.UnetSteps} AdamW steps of {o.UnetBatchSize} latents, lr {o.UnetLearningRate.ToString(inv)} / {o.TextLearningRate.ToString(inv)} (warm-up, cosine), {Objective(o)}, caption dropout {o.CaptionDropout.ToString(inv)} (classifier-free guidance), offset noise {o.NoiseOffset.ToString(inv)}, grad-norm clip {o.MaxGradNorm.ToString(inv)}, EMA {o.EmaDecay.ToString(inv)} (exported).",
             "",
             $"Outcome: final VAE loss {r.FinalVaeLoss.ToString("F4", inv)} (L1 + MSE, mean of the last 10% of steps), final text loss {(double.IsFinite(r.FinalTextLoss) ? r.FinalTextLoss.ToString("F4", inv) : "n/a")} (attribute cross-entropy, last 10%), final UNet loss {r.FinalUnetLoss.ToString("F4", inv)} ({(o.Prediction == Sampling.PredictionType.VPrediction ? "v" : "ε")}-MSE{(o.UnetObjectWeight > 0 ? ", object-weighted" : "")}, last 10%), UNet steps done {r.UnetStepsDone}/{o.UnetSteps}.",
             $"Time: VAE stage {r.VaeSeconds.ToString("F0", inv)} s, UNet stage {r.UnetSeconds.ToString("F0", inv)} s, total {r.TotalSeconds.ToString("F0", inv)} s with {o.Threads} TorchSharp CPU threads. `recipe.json` holds every option.",
@@ -135,6 +135,23 @@ public static class TinyModelExport
             "",
         };
         return string.Join("\n", lines);
+    }
+
+    /// <summary>Step 2 of the recipe in words: how the VAE was trained, continued or reused.</summary>
+    static string VaeStage(PretrainOptions o)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string Training(int steps, double lr) =>
+            $"{steps} AdamW steps of {o.VaeBatchSize} images, lr {lr.ToString(inv)} (warm-up {o.WarmupSteps}, cosine), L1 + MSE reconstruction (object pixels ×{(1 + o.VaeObjectWeight).ToString(inv)}) + {o.VaeKlWeight.ToString(inv)}·KL"
+            + (o.VaePatternFraction > 0 ? $"; {o.VaePatternFraction.ToString("P0", inv)} of each batch are uncaptioned multi-coloured objects (`PatternedObjects`: checkers, halves, stripes, rings, dots — never the demo subject's look) so the autoencoder keeps colour detail the captioned scenes never show" : "");
+        var end = o.InitFrom is not null ? "; then frozen, latents cached, scaling_factor kept from the continued model." : "; then frozen, latents cached, scaling_factor = 1/std of the latents.";
+        if (o.VaeFrom is null) return $"2. VAE: {Training(o.VaeSteps, o.VaeLearningRate)}{end}";
+        var from = $"2. VAE: loaded from `{Path.GetFileName(o.VaeFrom.TrimEnd('/', '\\'))}` (see that model's recipe)";
+        if (o.VaeContinueSteps == 0) return from + end;
+        var anchor = o.VaeAnchorWeight > 0
+            ? $", plus {o.VaeAnchorWeight.ToString(inv)}·MSE between the encoder's latents of the scenes and the loaded VAE's (the anchor that keeps a UNet trained on those latents valid)"
+            : "";
+        return $"{from}, then {Training(o.VaeContinueSteps, o.VaeContinueLearningRate)}{anchor}{end}";
     }
 
     /// <summary>Replaces the evaluation section of the model folder's README.md with <paramref name="markdown"/>.</summary>
@@ -233,6 +250,9 @@ public static class TinyModelExport
         var parts = new List<string> { "dreambooth tinyworld pretrain --out data/models/tiny-sd", $"--seed {o.Seed}" };
         if (o.VaeFrom is null) parts.Add($"--vae-steps {o.VaeSteps}");
         else parts.Add($"--vae-from {Path.GetFileName(o.VaeFrom.TrimEnd('/', '\\'))} --vae-continue-steps {o.VaeContinueSteps}");
+        if (o.VaeContinueLearningRate != d.VaeContinueLearningRate && o.VaeFrom is not null && o.VaeContinueSteps > 0) parts.Add($"--vae-continue-lr {o.VaeContinueLearningRate.ToString(inv)}");
+        if (o.VaePatternFraction != d.VaePatternFraction) parts.Add($"--vae-pattern-fraction {o.VaePatternFraction.ToString(inv)}");
+        if (o.VaeAnchorWeight != d.VaeAnchorWeight) parts.Add($"--vae-anchor-weight {o.VaeAnchorWeight.ToString(inv)}");
         if (o.InitFrom is not null) parts.Add($"--init-from {Path.GetFileName(o.InitFrom.TrimEnd('/', '\\'))}");
         parts.Add($"--text-pretrain-steps {o.TextPretrainSteps} --unet-steps {o.UnetSteps}");
         if (o.Prediction != d.Prediction) parts.Add($"--prediction {(o.Prediction == Sampling.PredictionType.VPrediction ? "v" : "epsilon")}");

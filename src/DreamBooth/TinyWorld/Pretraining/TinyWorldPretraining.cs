@@ -93,7 +93,9 @@ public static class TinyWorldPretraining
         torch.manual_seed(options.Seed);
         using var gen = new torch.Generator((ulong)options.Seed, torch.CPU);
 
-        // 2. VAE
+        // 2. VAE (its batches mix the scenes with uncaptioned multi-coloured objects, see PatternedObjects)
+        bool trainsVae = options.VaeFrom is null ? options.VaeSteps > 0 : options.VaeContinueSteps > 0;
+        using var patterns = trainsVae && options.VaePatternFraction > 0 ? RenderPatterns(options.Seed, options.TrainSamples) : null;
         using var vae = new AutoencoderKL(TinyModelConfigs.Vae(options));
         double vaeLoss;
         if (options.VaeFrom is { } vaeFolder)
@@ -101,27 +103,26 @@ public static class TinyWorldPretraining
             // reuse an already trained VAE (same architecture): the VAE stage is deterministic, so this skips ~9 minutes
             LoadComponent(vae, vaeFolder, "vae", "diffusion_pytorch_model");
             // keep the reused VAE's recorded final loss in this run's recipe
-            vaeLoss = 0;
-            var recipe = Path.Combine(vaeFolder, "recipe.json");
-            if (File.Exists(recipe))
-            {
-                using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(recipe));
-                if (doc.RootElement.TryGetProperty("final_vae_loss", out var l) && l.TryGetDouble(out var v)) vaeLoss = v;
-            }
+            vaeLoss = RecordedLoss(vaeFolder, "final_vae_loss");
             if (options.VaeContinueSteps > 0)
-                vaeLoss = TrainVae(vae, pixels, options, options.VaeContinueSteps, options.VaeContinueLearningRate, gen, progress, total, cancellationToken);
+            {
+                // the loaded VAE's latents of the scenes, to anchor the continued encoder to (UNet compatibility)
+                using var anchor = options.VaeAnchorWeight > 0 ? EncodeLatents(vae, pixels, progress, total, cancellationToken).Latents : null;
+                vaeLoss = TrainVae(vae, pixels, patterns, anchor, options, options.VaeContinueSteps, options.VaeContinueLearningRate, gen, progress, total, cancellationToken);
+            }
         }
         else
         {
             InitNorms(vae);
-            vaeLoss = TrainVae(vae, pixels, options, options.VaeSteps, options.VaeLearningRate, gen, progress, total, cancellationToken);
+            vaeLoss = TrainVae(vae, pixels, patterns, null, options, options.VaeSteps, options.VaeLearningRate, gen, progress, total, cancellationToken);
         }
         MakePosteriorDeterministic(vae);
         vae.eval();
         foreach (var p in vae.parameters()) p.requires_grad = false;
         var (latents, std) = EncodeLatents(vae, pixels, progress, total, cancellationToken);
         using var _latents = latents;
-        double scaling = 1.0 / std;
+        // a continued UNet keeps the latent scale it was trained with
+        double scaling = options.InitFrom is { } initModel ? ReadScalingFactor(initModel) : 1.0 / std;
         double vaeSeconds = total.Elapsed.TotalSeconds;
 
         // 3. text encoder + UNet
@@ -165,7 +166,8 @@ public static class TinyWorldPretraining
             Parameters = parameters,
             UnetStepsDone = stepsDone,
         };
-        double unetLoss = TrainUnet(unet, te, scaledLatents, objectMasks, ids, emptyIds, options, gen, progress, total,
+        // UnetSteps 0 (allowed with InitFrom only) keeps the loaded UNet and text encoder as they are
+        double unetLoss = options.UnetSteps == 0 ? RecordedLoss(options.InitFrom!, "final_unet_loss") : TrainUnet(unet, te, scaledLatents, objectMasks, ids, emptyIds, options, gen, progress, total,
             (step, loss) => TinyModelExport.Write(outputFolder, unet, vae, te, options, Result(loss, step)), cancellationToken);
 
         // 4. export
@@ -205,10 +207,48 @@ public static class TinyWorldPretraining
         return t.permute(0, 3, 1, 2).contiguous().DetachFromDisposeScope();
     }
 
+    /// <summary>Renders <paramref name="count"/> <see cref="PatternedObjects"/> of stream <paramref name="seed"/> to uint8 [N, 3, 64, 64].</summary>
+    static Tensor RenderPatterns(long seed, int count)
+    {
+        const int size = 64;
+        var bytes = new byte[(long)count * size * size * 3];
+        for (int i = 0; i < count; i++)
+        {
+            using var img = PatternedObjects.Render(PatternedObjects.Sample(seed, i), size);
+            img.CopyPixelDataTo(bytes.AsSpan(i * size * size * 3, size * size * 3));
+        }
+        using var t = torch.tensor(bytes, [count, size, size, 3]);
+        return t.permute(0, 3, 1, 2).contiguous().DetachFromDisposeScope();
+    }
+
+    /// <summary>A final loss recorded in a model folder's recipe.json (NaN when absent).</summary>
+    static double RecordedLoss(string modelFolder, string key)
+    {
+        var recipe = Path.Combine(modelFolder, "recipe.json");
+        if (!File.Exists(recipe)) return double.NaN;
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(recipe));
+        return doc.RootElement.TryGetProperty(key, out var l) && l.TryGetDouble(out var v) ? v : double.NaN;
+    }
+
+    /// <summary>The <c>scaling_factor</c> of a model folder's vae/config.json.</summary>
+    static double ReadScalingFactor(string modelFolder)
+    {
+        var path = Path.Combine(modelFolder, "vae", "config.json");
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+        return doc.RootElement.TryGetProperty("scaling_factor", out var f) && f.TryGetDouble(out var v) && v > 0
+            ? v : throw new InvalidDataException($"{path}: no positive scaling_factor; continue only from a model written by this recipe.");
+    }
+
     /// <summary>uint8 [B,3,H,W] → float [-1, 1] (diffusers' normalize: 2·x/255 − 1).</summary>
     static Tensor ToSigned(Tensor bytes) => bytes.to(ScalarType.Float32) / 127.5f - 1.0f;
 
-    static double TrainVae(AutoencoderKL vae, Tensor pixels, PretrainOptions o, int steps, double learningRate, torch.Generator gen,
+    /// <summary>
+    /// Trains (or continues) the autoencoder: L1 + L2 reconstruction with object pixels weighted ×(1 + VaeObjectWeight),
+    /// a tiny KL term, batches of scenes plus <see cref="PretrainOptions.VaePatternFraction"/> patterned objects, and —
+    /// with <paramref name="anchor"/> (the loaded VAE's latents of <paramref name="pixels"/>) — a penalty on the drift of
+    /// the scenes' latents.
+    /// </summary>
+    static double TrainVae(AutoencoderKL vae, Tensor pixels, Tensor? patterns, Tensor? anchor, PretrainOptions o, int steps, double learningRate, torch.Generator gen,
         IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct)
     {
         vae.train();
@@ -222,8 +262,12 @@ public static class TinyWorldPretraining
         {
             ct.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
-            var idx = torch.randint(n, [o.VaeBatchSize], dtype: ScalarType.Int64, generator: gen);
+            int nPattern = patterns is null ? 0 : (int)Math.Round(o.VaeBatchSize * o.VaePatternFraction);
+            int nScene = o.VaeBatchSize - nPattern;
+            var idx = torch.randint(n, [nScene], dtype: ScalarType.Int64, generator: gen);
             var x = ToSigned(pixels.index_select(0, idx));
+            if (nPattern > 0)
+                x = torch.cat([x, ToSigned(patterns!.index_select(0, torch.randint(patterns.shape[0], [nPattern], dtype: ScalarType.Int64, generator: gen)))], 0);
             var posterior = vae.Encode(x);
             // reconstruct from the posterior mean: with a KL weight this small the posterior collapses to its mean
             // anyway, and sampling (std ≈ 1 at initialisation) would only blur the decoder for the first thousands of steps
@@ -234,6 +278,8 @@ public static class TinyWorldPretraining
             var rec = ((diff.abs() + diff.pow(2)) * weight).mean() / weight.mean();
             var kl = 0.5 * (posterior.Mean.pow(2) + posterior.Var - 1.0 - posterior.LogVar).sum([1, 2, 3]).mean();
             var loss = rec + o.VaeKlWeight * kl;
+            if (anchor is not null && nScene > 0)
+                loss = loss + o.VaeAnchorWeight * (posterior.Mean[..nScene] - anchor.index_select(0, idx)).pow(2).mean();
             opt.ZeroGrad();
             loss.backward();
             GradClip.ClipGradNorm(parameters, o.MaxGradNorm);

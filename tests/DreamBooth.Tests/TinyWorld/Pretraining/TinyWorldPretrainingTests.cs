@@ -185,6 +185,40 @@ public class TinyWorldPretrainingTests
         Assert.False(eps.RootElement.TryGetProperty("rescale_betas_zero_snr", out _));
     }
 
+    [Fact]
+    public void AnchoredVaeContinuationKeepsTheLoadedUnetAndItsLatents()
+    {
+        using var dir = TestPaths.NewTempDir("pretrain-anchor");
+        var first = Path.Combine(dir.Path, "first");
+        var firstResult = TinyWorldPretraining.Run(Tiny, first);
+        var continued = Tiny with { VaeFrom = first, VaeContinueSteps = 15, VaeContinueLearningRate = 3e-3, TextPretrainSteps = 0 };
+        var anchored = Path.Combine(dir.Path, "anchored");
+        var free = Path.Combine(dir.Path, "free");
+        var result = TinyWorldPretraining.Run(continued with { VaeAnchorWeight = 20, InitFrom = first, UnetSteps = 0 }, anchored);
+        TinyWorldPretraining.Run(continued, free);
+
+        // the UNet and text encoder are the loaded ones, bit for bit, and so is the latent scale they were trained with
+        Assert.Equal(0, result.UnetStepsDone);
+        Assert.Equal(firstResult.ScalingFactor, result.ScalingFactor, 6);
+        Assert.Equal(firstResult.FinalUnetLoss, result.FinalUnetLoss, 4);
+        using var a = StableDiffusionModel.FromPretrained(first);
+        using var b = StableDiffusionModel.FromPretrained(anchored);
+        using var c = StableDiffusionModel.FromPretrained(free);
+        foreach (var (name, t) in a.Unet.state_dict()) Assert.True(t.eq(b.Unet.state_dict()[name]).all().item<bool>(), $"unet {name} changed");
+        foreach (var (name, t) in a.TextEncoder.state_dict()) Assert.True(t.eq(b.TextEncoder.state_dict()[name]).all().item<bool>(), $"text encoder {name} changed");
+        Assert.False(a.Vae.state_dict()["decoder.conv_out.weight"].allclose(b.Vae.state_dict()["decoder.conv_out.weight"]));
+
+        // the anchor keeps the scenes' latents near the loaded VAE's; the free continuation moves them further
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var data = new global::DreamBooth.TinyWorld.TinyWorldDataset(new() { Seed = 5, Count = 8 });
+        var x = torch.cat(data.Select(s => { using var im = s.Render(); return global::DreamBooth.Imaging.ImageTensor.ToTensor(im).unsqueeze(0); }).ToList(), 0);
+        var z0 = a.Vae.Encode(x).Mean;
+        double anchoredDrift = (b.Vae.Encode(x).Mean - z0).pow(2).mean().item<float>();
+        double freeDrift = (c.Vae.Encode(x).Mean - z0).pow(2).mean().item<float>();
+        Assert.True(anchoredDrift < 0.5 * freeDrift, $"anchored latent drift {anchoredDrift:E2} vs free {freeDrift:E2}");
+    }
+
     [Theory]
     [InlineData("VaeNormGroups")]
     [InlineData("UnetHeads")]
@@ -194,6 +228,10 @@ public class TinyWorldPretrainingTests
     [InlineData("HighNoiseWeightCap")]
     [InlineData("VaeContinueSteps")]
     [InlineData("UnetObjectWeight")]
+    [InlineData("VaePatternFraction")]
+    [InlineData("VaeAnchorWeight")]
+    [InlineData("UnetSteps")]
+    [InlineData("InitFrom")]
     public void BadOptionsAreRefusedByName(string option)
     {
         var o = option switch
@@ -205,6 +243,13 @@ public class TinyWorldPretrainingTests
             "HighNoiseWeightCap" => Tiny with { Prediction = PredictionType.VPrediction, HighNoiseWeightCap = 100 },
             "VaeContinueSteps" => Tiny with { VaeContinueSteps = 10 },
             "UnetObjectWeight" => Tiny with { UnetObjectWeight = -1 },
+            "VaePatternFraction" => Tiny with { VaePatternFraction = 1.5 },
+            // an anchor needs a continued VAE
+            "VaeAnchorWeight" => Tiny with { VaeAnchorWeight = 1 },
+            // 0 UNet steps only make sense when continuing a model
+            "UnetSteps" => Tiny with { UnetSteps = 0 },
+            // a continued VAE without an anchor would move the latents under the loaded UNet
+            "InitFrom" => Tiny with { InitFrom = Path.Combine(TestPaths.RepoRoot, "data", "models", "tiny-sd"), VaeFrom = Path.Combine(TestPaths.RepoRoot, "data", "models", "tiny-sd"), VaeContinueSteps = 5 },
             _ => Tiny with { TokenizerFolder = Path.Combine(Path.GetTempPath(), "no-such-tokenizer-" + Guid.NewGuid().ToString("N")) },
         };
         var e = Assert.ThrowsAny<ArgumentException>(o.Validate);

@@ -1,0 +1,81 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace DreamBooth.TinyWorld;
+
+/// <summary>The interior patterns of <see cref="PatternedObjects"/>.</summary>
+public enum ObjectPattern { Quadrants, VerticalHalves, HorizontalHalves, DiagonalHalves, Stripes, Ring, Dot, QuadrantsWithDot }
+
+/// <summary>One multi-coloured object: shape, pattern, its two or three colours, placement and background.</summary>
+public sealed record PatternedObject(ShapeKind Shape, ObjectPattern Pattern, NamedColor First, NamedColor Second, NamedColor Third,
+    double CenterX, double CenterY, double HalfExtent, NamedColor Background);
+
+/// <summary>
+/// Uncaptioned images of multi-coloured objects (checkers, halves, stripes, rings, dots in two or three palette colours)
+/// for the <b>autoencoder only</b>. The captioned tiny world holds single-colour shapes alone, and an autoencoder trained
+/// on it alone loses colour detail it never had to keep (measured: the demo subject's purple quarters vanish in the round
+/// trip). Real Stable Diffusion's VAE reconstructs textures it was never shown with a caption; this gives the tiny VAE the
+/// same generality. The UNet and the text encoder never see these images, and no image here has the demo subject's look
+/// (<see cref="IsExcluded"/>: no quadrant-patterned diamond, no quadrants in its two colours; a test checks that none
+/// scores as the subject), so the subject stays unseen by every component.
+/// </summary>
+public static class PatternedObjects
+{
+    /// <summary>The object of image <paramref name="index"/> of the stream <paramref name="seed"/> (deterministic).</summary>
+    public static PatternedObject Sample(long seed, int index)
+    {
+        var rng = new SplitMix64(unchecked(((ulong)seed << 32) ^ (ulong)(uint)index ^ 0x7061_7474_6572_6E73UL));
+        var colors = Enum.GetValues<NamedColor>();
+        var patterns = Enum.GetValues<ObjectPattern>();
+        var shapes = Enum.GetValues<ShapeKind>();
+        while (true)
+        {
+            var bg = colors[rng.Next(colors.Length)];
+            var pick = colors.Where(c => c != bg).ToArray();
+            for (int i = pick.Length - 1; i > 0; i--) { int j = rng.Next(i + 1); (pick[i], pick[j]) = (pick[j], pick[i]); }
+            var h = 0.09 + rng.NextDouble() * 0.17;
+            var lo = h + 0.02;
+            var o = new PatternedObject(shapes[rng.Next(shapes.Length)], patterns[rng.Next(patterns.Length)], pick[0], pick[1], pick[2],
+                lo + rng.NextDouble() * (1 - 2 * lo), lo + rng.NextDouble() * (1 - 2 * lo), h, bg);
+            if (!IsExcluded(o)) return o;
+        }
+    }
+
+    /// <summary>
+    /// True for anything with the demo subject's look: a quadrant-patterned diamond in any colours (the subject's layout;
+    /// near colours such as orange/purple would score as the subject), or a quadrant pattern in the subject's two
+    /// colours on any shape.
+    /// </summary>
+    public static bool IsExcluded(PatternedObject o) =>
+        o.Pattern is ObjectPattern.Quadrants or ObjectPattern.QuadrantsWithDot
+        && (o.Shape == DemoSubject.ClassShape
+            || new[] { o.First, o.Second }.Order().SequenceEqual(new[] { DemoSubject.PrimaryColor, DemoSubject.SecondaryColor }.Order()));
+
+    /// <summary>The object's colour at unit coordinates (u, v) (v down), or null outside its outline.</summary>
+    public static (byte R, byte G, byte B)? Paint(PatternedObject o, double u, double v)
+    {
+        if (!ShapeGeometry.Contains(o.Shape, u, v)) return null;
+        var c = o.Pattern switch
+        {
+            ObjectPattern.Quadrants => (u < 0) == (v < 0) ? o.First : o.Second,
+            ObjectPattern.QuadrantsWithDot => u * u + v * v <= 0.04 ? o.Third : (u < 0) == (v < 0) ? o.First : o.Second,
+            ObjectPattern.VerticalHalves => u < 0 ? o.First : o.Second,
+            ObjectPattern.HorizontalHalves => v < 0 ? o.First : o.Second,
+            ObjectPattern.DiagonalHalves => u + v < 0 ? o.First : o.Second,
+            ObjectPattern.Stripes => ((int)Math.Floor((v + 1) * 2) & 1) == 0 ? o.First : o.Second,
+            ObjectPattern.Ring => u * u + v * v <= 0.25 ? o.Second : o.First,
+            ObjectPattern.Dot => u * u + v * v <= 0.06 ? o.Second : o.First,
+            _ => throw new ArgumentOutOfRangeException(nameof(o), o.Pattern, "unknown pattern"),
+        };
+        return TinyWorldPalette.ToRgb(c);
+    }
+
+    /// <summary>Renders the object on its background (64×64 by default).</summary>
+    public static Image<Rgb24> Render(PatternedObject o, int size = 64)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        var canvas = new Canvas(size, size, TinyWorldPalette.ToRgb(o.Background));
+        canvas.Paint(o.CenterX, o.CenterY, o.HalfExtent, (u, v) => Paint(o, u, v));
+        return canvas.ToImage();
+    }
+}

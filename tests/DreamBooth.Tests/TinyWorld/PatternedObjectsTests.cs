@@ -1,0 +1,67 @@
+using DreamBooth.TinyWorld;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace DreamBooth.Tests.TinyWorld;
+
+public class PatternedObjectsTests
+{
+    [Fact]
+    public void SamplesAreDeterministicVariedAndInsideTheImage()
+    {
+        var a = Enumerable.Range(0, 200).Select(i => PatternedObjects.Sample(7, i)).ToList();
+        var b = Enumerable.Range(0, 200).Select(i => PatternedObjects.Sample(7, i)).ToList();
+        Assert.Equal(a, b);
+        Assert.NotEqual(a, Enumerable.Range(0, 200).Select(i => PatternedObjects.Sample(8, i)).ToList());
+        // every pattern and shape occurs; the colours of an object differ from each other and from its background
+        Assert.Equal(Enum.GetValues<ObjectPattern>().Length, a.Select(o => o.Pattern).Distinct().Count());
+        Assert.Equal(Enum.GetValues<ShapeKind>().Length, a.Select(o => o.Shape).Distinct().Count());
+        Assert.All(a, o =>
+        {
+            Assert.Equal(4, new[] { o.First, o.Second, o.Third, o.Background }.Distinct().Count());
+            Assert.InRange(o.CenterX - o.HalfExtent, 0.0, 1.0);
+            Assert.InRange(o.CenterX + o.HalfExtent, 0.0, 1.0);
+            Assert.InRange(o.CenterY - o.HalfExtent, 0.0, 1.0);
+            Assert.InRange(o.CenterY + o.HalfExtent, 0.0, 1.0);
+        });
+        using var x = PatternedObjects.Render(a[0]);
+        using var y = PatternedObjects.Render(b[0]);
+        Assert.Equal(64, x.Width);
+        for (int r = 0; r < 64; r++) for (int c = 0; c < 64; c++) Assert.Equal(x[c, r], y[c, r]);
+    }
+
+    [Fact]
+    public void NoImageShowsTheDemoSubjectsLook()
+    {
+        // the autoencoder-only domain must not contain the DreamBooth subject: its quadrant pattern never comes in the
+        // subject's two colours, and no rendered object scores as the subject
+        var objects = Enumerable.Range(0, 400).Select(i => PatternedObjects.Sample(1234, i)).ToList();
+        Assert.DoesNotContain(objects, PatternedObjects.IsExcluded);
+        Assert.True(PatternedObjects.IsExcluded(new PatternedObject(ShapeKind.Diamond, ObjectPattern.Quadrants, NamedColor.Purple, NamedColor.Yellow,
+            NamedColor.White, 0.5, 0.5, 0.2, NamedColor.Blue)));
+        Assert.True(PatternedObjects.IsExcluded(new PatternedObject(ShapeKind.Diamond, ObjectPattern.QuadrantsWithDot, NamedColor.Orange, NamedColor.Purple,
+            NamedColor.White, 0.5, 0.5, 0.2, NamedColor.Red)));
+        Assert.True(PatternedObjects.IsExcluded(new PatternedObject(ShapeKind.Circle, ObjectPattern.Quadrants, NamedColor.Yellow, NamedColor.Purple,
+            NamedColor.White, 0.5, 0.5, 0.2, NamedColor.Red)));
+        // the nearest looks that remain: diamonds with other patterns and other shapes with quadrants
+        var near = objects.Where(o => o.Shape == ShapeKind.Diamond || o.Pattern is ObjectPattern.Quadrants or ObjectPattern.QuadrantsWithDot).ToList();
+        Assert.True(near.Count > 50);
+        Assert.All(objects.Take(100).Concat(near), o =>
+        {
+            using var img = PatternedObjects.Render(o);
+            Assert.True(SubjectFidelity.Score(img).Score < 0.5, $"{o} scores as the subject");
+        });
+    }
+
+    [Fact]
+    public void PatternsPaintTwoColoursInsideTheOutlineOnly()
+    {
+        var o = new PatternedObject(ShapeKind.Square, ObjectPattern.VerticalHalves, NamedColor.Red, NamedColor.Green, NamedColor.White, 0.5, 0.5, 0.25, NamedColor.Black);
+        Assert.Equal(TinyWorldPalette.ToRgb(NamedColor.Red), PatternedObjects.Paint(o, -0.5, 0.1));
+        Assert.Equal(TinyWorldPalette.ToRgb(NamedColor.Green), PatternedObjects.Paint(o, 0.5, 0.1));
+        Assert.Null(PatternedObjects.Paint(o, 1.2, 0));
+        using var img = PatternedObjects.Render(o);
+        Assert.Equal(new Rgb24(25, 25, 25), img[2, 2]);   // background
+        Assert.Equal(new Rgb24(220, 40, 40), img[26, 32]); // left half
+        Assert.Equal(new Rgb24(40, 170, 60), img[38, 32]); // right half
+    }
+}
