@@ -95,7 +95,7 @@ public static class TinyWorldPretraining
 
         // 2. VAE (its batches mix the scenes with uncaptioned multi-coloured objects, see PatternedObjects)
         bool trainsVae = options.VaeFrom is null ? options.VaeSteps > 0 : options.VaeContinueSteps > 0;
-        using var patterns = trainsVae && options.VaePatternFraction > 0 ? RenderPatterns(options.Seed, options.TrainSamples) : null;
+        using var patterns = trainsVae && options.VaePatternFraction > 0 ? RenderPatterns(options.Seed, options.TrainSamples, progress, total, cancellationToken) : null;
         using var vae = new AutoencoderKL(TinyModelConfigs.Vae(options));
         double vaeLoss;
         if (options.VaeFrom is { } vaeFolder)
@@ -188,9 +188,16 @@ public static class TinyWorldPretraining
     }
 
     /// <summary>Renders every sample to a uint8 tensor [N, 3, 64, 64].</summary>
-    static Tensor RenderAll(TinyWorldDataset dataset, IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct)
+    static Tensor RenderAll(TinyWorldDataset dataset, IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct) =>
+        Render(dataset.Count, dataset.Options.ImageSize, i => dataset[i].Render(), progress, clock, ct);
+
+    /// <summary>Renders <paramref name="count"/> <see cref="PatternedObjects"/> of stream <paramref name="seed"/> to uint8 [N, 3, 64, 64].</summary>
+    static Tensor RenderPatterns(long seed, int count, IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct) =>
+        Render(count, 64, i => PatternedObjects.Render(PatternedObjects.Sample(seed, i)), progress, clock, ct);
+
+    /// <summary>Renders images 0..n−1 (each size×size) into one uint8 tensor [n, 3, size, size], reporting the Render stage.</summary>
+    static Tensor Render(int n, int size, Func<int, Image<Rgb24>> render, IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct)
     {
-        int n = dataset.Count, size = dataset.Options.ImageSize;
         var bytes = new byte[(long)n * size * size * 3];
         for (int i = 0; i < n; i++)
         {
@@ -199,25 +206,11 @@ public static class TinyWorldPretraining
                 ct.ThrowIfCancellationRequested();
                 progress?.Report(new PretrainProgress(PretrainStage.Render, i, n, double.NaN, clock.Elapsed));
             }
-            using var img = dataset[i].Render();
+            using var img = render(i);
             img.CopyPixelDataTo(bytes.AsSpan(i * size * size * 3, size * size * 3));
         }
         progress?.Report(new PretrainProgress(PretrainStage.Render, n, n, double.NaN, clock.Elapsed));
         using var t = torch.tensor(bytes, [n, size, size, 3]);
-        return t.permute(0, 3, 1, 2).contiguous().DetachFromDisposeScope();
-    }
-
-    /// <summary>Renders <paramref name="count"/> <see cref="PatternedObjects"/> of stream <paramref name="seed"/> to uint8 [N, 3, 64, 64].</summary>
-    static Tensor RenderPatterns(long seed, int count)
-    {
-        const int size = 64;
-        var bytes = new byte[(long)count * size * size * 3];
-        for (int i = 0; i < count; i++)
-        {
-            using var img = PatternedObjects.Render(PatternedObjects.Sample(seed, i), size);
-            img.CopyPixelDataTo(bytes.AsSpan(i * size * size * 3, size * size * 3));
-        }
-        using var t = torch.tensor(bytes, [count, size, size, 3]);
         return t.permute(0, 3, 1, 2).contiguous().DetachFromDisposeScope();
     }
 
