@@ -11,11 +11,13 @@ public sealed record PatternedObject(ShapeKind Shape, ObjectPattern Pattern, Nam
     double CenterX, double CenterY, double HalfExtent, NamedColor Background);
 
 /// <summary>
-/// Uncaptioned images of multi-coloured objects (checkers, halves, stripes, rings, dots in two or three palette colours)
-/// for the <b>autoencoder only</b>. The captioned tiny world holds single-colour shapes alone, and an autoencoder trained
-/// on it alone loses colour detail it never had to keep (measured: the demo subject's purple quarters vanish in the round
-/// trip). Real Stable Diffusion's VAE reconstructs textures it was never shown with a caption; this gives the tiny VAE the
-/// same generality. The UNet and the text encoder never see these images, and no image here has the demo subject's look
+/// Images of multi-coloured objects (checkers, halves, stripes, rings, dots in two or three palette colours). The
+/// captioned tiny world holds single-colour shapes alone, and an autoencoder trained on it alone loses colour detail it
+/// never had to keep (measured: the demo subject's purple quarters vanish in the round trip), and a UNet trained on it
+/// alone cannot draw a two-tone object. Real Stable Diffusion has seen countless textures; these give the tiny model the
+/// same generality: the VAE trains on them uncaptioned (<see cref="Pretraining.PretrainOptions.VaePatternFraction"/>),
+/// optionally the UNet too, with a colourless <see cref="Caption"/> (<see cref="Pretraining.PretrainOptions.UnetPatternFraction"/>, off by default).
+/// No image here has the demo subject's look
 /// (<see cref="IsExcluded"/>: no quadrant-patterned diamond, no quadrants in its two colours; a test checks that none
 /// scores as the subject), so the subject stays unseen by every component.
 /// </summary>
@@ -50,6 +52,19 @@ public static class PatternedObjects
         o.Pattern is ObjectPattern.Quadrants or ObjectPattern.QuadrantsWithDot
         && (o.Shape == DemoSubject.ClassShape
             || new[] { o.First, o.Second }.Order().SequenceEqual(new[] { DemoSubject.PrimaryColor, DemoSubject.SecondaryColor }.Order()));
+
+    /// <summary>
+    /// The object's caption for the UNet: shape, position (the image third its centre falls in) and background, no
+    /// colour or size — "a diamond in the top left on a green background" (the world has no words for patterns).
+    /// </summary>
+    public static string Caption(PatternedObject o)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        static int Third(double x) => Math.Clamp((int)(x * 3), 0, 2);
+        var bg = TinyWorldVocabulary.Word(o.Background);
+        var pos = TinyWorldGeometry.FromCell(Third(o.CenterX), Third(o.CenterY));
+        return $"a {TinyWorldVocabulary.Noun(o.Shape)} {TinyWorldVocabulary.Phrase(pos)} on {TinyWorldCaptions.Article(bg)} {bg} background";
+    }
 
     /// <summary>The object's colour at unit coordinates (u, v) (v down), or null outside its outline.</summary>
     public static (byte R, byte G, byte B)? Paint(PatternedObject o, double u, double v)

@@ -30,6 +30,25 @@ public class PatternedObjectsTests
     }
 
     [Fact]
+    public void CaptionsNameShapePositionAndBackgroundButNoColour()
+    {
+        var o = new PatternedObject(ShapeKind.Cross, ObjectPattern.Stripes, NamedColor.Red, NamedColor.White, NamedColor.Blue, 0.8, 0.2, 0.12, NamedColor.Orange);
+        Assert.Equal("a cross in the top right on an orange background", PatternedObjects.Caption(o));
+        // every caption parses back to the object's shape, position and background, and requests no colour or size
+        foreach (var p in Enumerable.Range(0, 300).Select(i => PatternedObjects.Sample(3, i)))
+        {
+            var r = SceneRequest.Parse(PatternedObjects.Caption(p));
+            Assert.Equal(p.Shape, r.Shape);
+            Assert.Equal(p.Background, r.Background);
+            Assert.Null(r.Color);
+            Assert.Null(r.Size);
+            var cell = r.Position!.Value;
+            Assert.InRange(p.CenterX, TinyWorldGeometry.Column(cell) / 3.0, (TinyWorldGeometry.Column(cell) + 1) / 3.0);
+            Assert.InRange(p.CenterY, TinyWorldGeometry.Row(cell) / 3.0, (TinyWorldGeometry.Row(cell) + 1) / 3.0);
+        }
+    }
+
+    [Fact]
     public void NoImageShowsTheDemoSubjectsLook()
     {
         // the autoencoder-only domain must not contain the DreamBooth subject: its quadrant pattern never comes in the

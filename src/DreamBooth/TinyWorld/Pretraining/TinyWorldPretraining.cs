@@ -119,10 +119,15 @@ public static class TinyWorldPretraining
         MakePosteriorDeterministic(vae);
         vae.eval();
         foreach (var p in vae.parameters()) p.requires_grad = false;
-        var (latents, std) = EncodeLatents(vae, pixels, progress, total, cancellationToken);
+        // the UNet's data: the scenes plus captioned patterned objects (colourless captions; see UnetPatternFraction)
+        int unetPatterns = options.UnetSteps > 0 ? (int)Math.Round(options.TrainSamples * options.UnetPatternFraction) : 0;
+        using var morePatterns = unetPatterns > (patterns?.shape[0] ?? 0) ? RenderPatterns(options.Seed, unetPatterns, progress, total, cancellationToken) : null;
+        using var unetPixels = unetPatterns == 0 ? pixels.alias() : torch.cat([pixels, (morePatterns ?? patterns!).narrow(0, 0, unetPatterns)], 0);
+        captions = [.. captions, .. Enumerable.Range(0, unetPatterns).Select(i => PatternedObjects.Caption(PatternedObjects.Sample(options.Seed, i)))];
+        var (latents, std) = EncodeLatents(vae, unetPixels, progress, total, cancellationToken);
         using var _latents = latents;
         // a continued UNet keeps the latent scale it was trained with
-        double scaling = options.InitFrom is { } initModel ? ReadScalingFactor(initModel) : 1.0 / std;
+        double scaling = options.InitFrom is { } initModel ? ReadScalingFactor(initModel) : Math.Round(1.0 / std, 5); // the value vae/config.json stores, so the UNet trains with exactly it
         double vaeSeconds = total.Elapsed.TotalSeconds;
 
         // 3. text encoder + UNet
@@ -134,7 +139,7 @@ public static class TinyWorldPretraining
         using var ids = TokenizeAll(tokenizer, captions);
         using var emptyIds = TokenizeAll(tokenizer, [""]);
         using var scaledLatents = (latents * scaling).DetachFromDisposeScope();
-        using var objectMasks = LatentObjectMasks(pixels, latents.shape[2]);
+        using var objectMasks = LatentObjectMasks(unetPixels, latents.shape[2]);
         double textLoss = double.NaN;
         if (options.InitFrom is { } init)
         {

@@ -230,6 +230,7 @@ public class TinyWorldPretrainingTests
     [InlineData("UnetObjectWeight")]
     [InlineData("VaePatternFraction")]
     [InlineData("VaeAnchorWeight")]
+    [InlineData("UnetPatternFraction")]
     [InlineData("UnetSteps")]
     [InlineData("InitFrom")]
     public void BadOptionsAreRefusedByName(string option)
@@ -244,6 +245,7 @@ public class TinyWorldPretrainingTests
             "VaeContinueSteps" => Tiny with { VaeContinueSteps = 10 },
             "UnetObjectWeight" => Tiny with { UnetObjectWeight = -1 },
             "VaePatternFraction" => Tiny with { VaePatternFraction = 1.5 },
+            "UnetPatternFraction" => Tiny with { UnetPatternFraction = -0.1 },
             // an anchor needs a continued VAE
             "VaeAnchorWeight" => Tiny with { VaeAnchorWeight = 1 },
             // 0 UNet steps only make sense when continuing a model
