@@ -37,11 +37,17 @@ public sealed record DreamBenchOptions
 /// <item><see cref="Leakage"/>: fraction of class-prompt images (the same prompts without the identifier) that draw the
 /// subject anyway — language drift, which prior preservation is meant to prevent.</item>
 /// </list>
+/// <see cref="Outline"/>, <see cref="Pattern"/> and <see cref="Color"/> are the means of subject fidelity's three terms
+/// over the same images (each in [0, 1]): which cue a model misses.
 /// </summary>
 public sealed record DreamBenchScores(string Model, double SubjectFidelity, double PromptFidelity, double Leakage, int SubjectImages, int ClassImages)
 {
+    public double Outline { get; init; }
+    public double Pattern { get; init; }
+    public double Color { get; init; }
+
     public override string ToString() =>
-        $"{Model,-28} subject fidelity {SubjectFidelity:F3}  prompt fidelity {PromptFidelity:P1}  leakage {Leakage:P1}  ({SubjectImages} + {ClassImages} images)";
+        $"{Model,-33} subject fidelity {SubjectFidelity:F3} (outline {Outline:F2}, pattern {Pattern:F2}, colour {Color:F2})  prompt fidelity {PromptFidelity:P1}  leakage {Leakage:P1}  ({SubjectImages} + {ClassImages} images)";
 }
 
 /// <summary>The mini DreamBench over <see cref="DemoSubject.RecontextualisationPrompts"/> (backgrounds and positions never in the instance images).</summary>
@@ -57,7 +63,7 @@ public static class DreamBench
         options.Validate();
         prompts ??= DemoSubject.RecontextualisationPrompts;
         var pipe = new StableDiffusionPipeline(model);
-        double fidelitySum = 0;
+        double fidelitySum = 0, outline = 0, pattern = 0, color = 0;
         int obeyed = 0, subjectImages = 0, leaked = 0, classImages = 0;
         foreach (var prompt in prompts)
         {
@@ -66,7 +72,11 @@ public static class DreamBench
                 {
                     var request = SceneRequest.Parse(prompt, DemoSubject.Identifier);
                     var check = PromptFidelity.Check(img, request);
-                    fidelitySum += TinyWorld.SubjectFidelity.Score(img).Score;
+                    var fidelity = TinyWorld.SubjectFidelity.Score(img);
+                    fidelitySum += fidelity.Score;
+                    outline += fidelity.OutlineTerm;
+                    pattern += fidelity.PatternTerm;
+                    color += fidelity.ColorTerm;
                     if (check.ObjectPresent && check.Background != false && check.Position != false) obeyed++;
                     subjectImages++;
                 }
@@ -78,7 +88,10 @@ public static class DreamBench
                 }
             progress?.Report($"{name}: {subjectImages} subject + {classImages} class images scored");
         }
-        return new DreamBenchScores(name, fidelitySum / subjectImages, obeyed / (double)subjectImages, leaked / (double)classImages, subjectImages, classImages);
+        return new DreamBenchScores(name, fidelitySum / subjectImages, obeyed / (double)subjectImages, leaked / (double)classImages, subjectImages, classImages)
+        {
+            Outline = outline / subjectImages, Pattern = pattern / subjectImages, Color = color / subjectImages,
+        };
     }
 
     /// <summary>

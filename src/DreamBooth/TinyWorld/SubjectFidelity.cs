@@ -9,7 +9,17 @@ namespace DreamBooth.TinyWorld;
 /// <param name="ShapeMargin">How much better the class shape fits than the best other shape (negative: another shape fits better).</param>
 /// <param name="PatternCorrelation">Pearson correlation of the object's CIELAB pattern with the subject's, inside the outline.</param>
 /// <param name="ColorDeltaE">Mean CIELAB distance between the object's colours and the subject's, inside the outline.</param>
-public sealed record SubjectFidelityResult(double Score, double ShapeMatch, double ShapeMargin, double PatternCorrelation, double ColorDeltaE);
+public sealed record SubjectFidelityResult(double Score, double ShapeMatch, double ShapeMargin, double PatternCorrelation, double ColorDeltaE)
+{
+    /// <summary>The outline term in [0, 1] (the lesser of the rescaled fit and margin).</summary>
+    public double OutlineTerm => SubjectFidelity.OutlineTerm(ShapeMatch, ShapeMargin);
+
+    /// <summary>The pattern term in [0, 1] (rescaled correlation).</summary>
+    public double PatternTerm => SubjectFidelity.PatternTerm(PatternCorrelation);
+
+    /// <summary>The colour term in [0, 1] (rescaled ΔE; 0 when no interior was found).</summary>
+    public double ColorTerm => SubjectFidelity.ColorTerm(ColorDeltaE);
+}
 
 /// <summary>
 /// How much the foreground object of an image looks like the demo subject (<see cref="DemoSubject"/>), in [0, 1].
@@ -68,10 +78,15 @@ public static class SubjectFidelity
         float[] Blur(float[] plane) => PlaneBlur.Apply(plane, window.Width, window.Height, sigma);
         var deltaE = o.Zip(t, (p, q) => ColorMath.DeltaE(p, q)).Average();
         var corr = Correlation(o, t);
-        var outline = Math.Min(Ramp(match, MatchLow, MatchHigh), Ramp(margin, MarginLow, MarginHigh));
-        var score = Math.Cbrt(outline * Ramp(corr, 0, CorrHigh) * Ramp(-deltaE, -DeltaEHigh, -DeltaELow));
+        var score = Math.Cbrt(OutlineTerm(match, margin) * PatternTerm(corr) * ColorTerm(deltaE));
         return new SubjectFidelityResult(score, match, margin, corr, deltaE);
     }
+
+    internal static double OutlineTerm(double match, double margin) => Math.Min(Ramp(match, MatchLow, MatchHigh), Ramp(margin, MarginLow, MarginHigh));
+
+    internal static double PatternTerm(double correlation) => Ramp(correlation, 0, CorrHigh);
+
+    internal static double ColorTerm(double deltaE) => double.IsFinite(deltaE) ? Ramp(-deltaE, -DeltaEHigh, -DeltaELow) : 0;
 
     static double Ramp(double x, double lo, double hi) => Math.Clamp((x - lo) / (hi - lo), 0, 1);
 

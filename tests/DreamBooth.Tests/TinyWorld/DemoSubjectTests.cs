@@ -136,6 +136,34 @@ public class DemoSubjectTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void FidelityTermsNameTheCueThatIsMissing()
+    {
+        // the score is the geometric mean of its three terms; each hard negative fails on its own cue
+        var at = DemoSubject.Instances[0];
+        var yellow = TinyWorldPalette.ToRgb(DemoSubject.PrimaryColor);
+        var purple = TinyWorldPalette.ToRgb(DemoSubject.SecondaryColor);
+        var white = TinyWorldPalette.ToRgb(DemoSubject.DotColor);
+        using var subject = DemoSubject.RenderInstance(0);
+        using var circle = Paint(at, (u, v) => u * u + v * v > 1 ? null : u * u + v * v <= 0.04 ? white : (u < 0) == (v < 0) ? yellow : purple);
+        using var plain = Paint(at, (u, v) => Math.Abs(u) + Math.Abs(v) > 1 ? null : yellow);
+        using var recoloured = Paint(at, (u, v) => Math.Abs(u) + Math.Abs(v) > 1 ? null : u * u + v * v <= 0.04 ? white
+            : (u < 0) == (v < 0) ? TinyWorldPalette.ToRgb(NamedColor.Red) : TinyWorldPalette.ToRgb(NamedColor.Green));
+        var s = SubjectFidelity.Score(subject);
+        var c = SubjectFidelity.Score(circle);
+        var p = SubjectFidelity.Score(plain);
+        var r = SubjectFidelity.Score(recoloured);
+        foreach (var f in new[] { s, c, p, r })
+        {
+            output.WriteLine($"{f.Score:F3}: outline {f.OutlineTerm:F2} pattern {f.PatternTerm:F2} colour {f.ColorTerm:F2}");
+            Assert.Equal(Math.Cbrt(f.OutlineTerm * f.PatternTerm * f.ColorTerm), f.Score, 9);
+        }
+        Assert.True(s.OutlineTerm > 0.9 && s.PatternTerm > 0.9 && s.ColorTerm > 0.9, s.ToString());
+        Assert.True(c.OutlineTerm < 0.1 && c.ColorTerm > 0.5, c.ToString());
+        Assert.True(p.PatternTerm < 0.1 && p.OutlineTerm > 0.9, p.ToString());
+        Assert.True(r.ColorTerm < 0.1 && r.OutlineTerm > 0.9, r.ToString());
+    }
+
+    [Fact]
     public void RecontextualisedSubjectStillScoresHigh()
     {
         // Unseen backgrounds and position (right column): fidelity must not depend on context, even blurred.

@@ -41,3 +41,23 @@ public class QuickstartTests
         Assert.True(again.Training.Completed);
     }
 }
+
+public class DreamBenchTests
+{
+    [Fact]
+    public void EvaluateScoresEveryImageAndBreaksFidelityIntoItsTerms()
+    {
+        using var model = DreamBooth.Loading.ModelSource.Load(QuickstartTests.TinyModel);
+        var prompts = DemoSubject.RecontextualisationPrompts.Take(2).ToList();
+        var r = DreamBench.Evaluate(model, "base", new DreamBenchOptions { Seeds = [1, 2], Steps = 2 }, prompts);
+        Assert.Equal(4, r.SubjectImages);
+        Assert.Equal(4, r.ClassImages);
+        foreach (var v in new[] { r.SubjectFidelity, r.PromptFidelity, r.Leakage, r.Outline, r.Pattern, r.Color })
+            Assert.InRange(v, 0.0, 1.0);
+        // per image the score (a geometric mean of the terms) is at most their arithmetic mean, so the means obey it too
+        Assert.True(r.SubjectFidelity <= (r.Outline + r.Pattern + r.Color) / 3 + 1e-9, r.ToString());
+        Assert.Contains("outline", r.ToString());
+        Assert.Equal("a diamond in the top right on a red background", DreamBench.ClassVersion(prompts[0]));
+        Assert.Throws<ArgumentException>(() => DreamBench.Evaluate(model, "x", new DreamBenchOptions { Seeds = [] }, prompts));
+    }
+}
