@@ -124,7 +124,9 @@ public static class TinyWorldPretraining
         using var morePatterns = unetPatterns > (patterns?.shape[0] ?? 0) ? RenderPatterns(options.Seed, unetPatterns, progress, total, cancellationToken) : null;
         using var unetPixels = unetPatterns == 0 ? pixels.alias() : torch.cat([pixels, (morePatterns ?? patterns!).narrow(0, 0, unetPatterns)], 0);
         captions = [.. captions, .. Enumerable.Range(0, unetPatterns).Select(i => PatternedObjects.Caption(PatternedObjects.Sample(options.Seed, i)))];
-        var (latents, std) = EncodeLatents(vae, unetPixels, progress, total, cancellationToken);
+        // UnetSteps 0 (allowed with InitFrom only) keeps the loaded UNet: no latents, masks or token ids are needed
+        bool trainsUnet = options.UnetSteps > 0;
+        var (latents, std) = trainsUnet ? EncodeLatents(vae, unetPixels, progress, total, cancellationToken) : ((Tensor?)null, double.NaN);
         using var _latents = latents;
         // a continued UNet keeps the latent scale it was trained with
         double scaling = options.InitFrom is { } initModel ? ReadScalingFactor(initModel) : Math.Round(1.0 / std, 5); // the value vae/config.json stores, so the UNet trains with exactly it
@@ -136,10 +138,11 @@ public static class TinyWorldPretraining
         using var unet = new UNet2DConditionModel(TinyModelConfigs.Unet(options));
         InitNorms(unet);
         InitNorms(te);
-        using var ids = TokenizeAll(tokenizer, captions);
-        using var emptyIds = TokenizeAll(tokenizer, [""]);
-        using var scaledLatents = (latents * scaling).DetachFromDisposeScope();
-        using var objectMasks = LatentObjectMasks(unetPixels, latents.shape[2]);
+        bool needsText = trainsUnet || options.TextPretrainSteps > 0;
+        using var ids = needsText ? TokenizeAll(tokenizer, captions) : null;
+        using var emptyIds = needsText ? TokenizeAll(tokenizer, [""]) : null;
+        using var scaledLatents = trainsUnet ? (latents! * scaling).DetachFromDisposeScope() : null;
+        using var objectMasks = trainsUnet ? LatentObjectMasks(unetPixels, latents!.shape[2]) : null;
         double textLoss = double.NaN;
         if (options.InitFrom is { } init)
         {
@@ -150,7 +153,7 @@ public static class TinyWorldPretraining
         if (options.TextPretrainSteps > 0)
         {
             using var labels = CaptionLabels(captions);
-            textLoss = PretrainTextEncoder(te, ids, emptyIds, labels, tokenizer.EosId, options, gen, progress, total, cancellationToken);
+            textLoss = PretrainTextEncoder(te, ids!, emptyIds!, labels, tokenizer.EosId, options, gen, progress, total, cancellationToken);
         }
         var parameters = new Dictionary<string, long>
         {
@@ -172,7 +175,7 @@ public static class TinyWorldPretraining
             UnetStepsDone = stepsDone,
         };
         // UnetSteps 0 (allowed with InitFrom only) keeps the loaded UNet and text encoder as they are
-        double unetLoss = options.UnetSteps == 0 ? RecordedLoss(options.InitFrom!, "final_unet_loss") : TrainUnet(unet, te, scaledLatents, objectMasks, ids, emptyIds, options, gen, progress, total,
+        double unetLoss = options.UnetSteps == 0 ? RecordedLoss(options.InitFrom!, "final_unet_loss") : TrainUnet(unet, te, scaledLatents!, objectMasks!, ids!, emptyIds!, options, gen, progress, total,
             (step, loss) => TinyModelExport.Write(outputFolder, unet, vae, te, options, Result(loss, step)), cancellationToken);
 
         // 4. export
