@@ -12,9 +12,10 @@ public static class DreamBenchCommand
         var work = new Option<string>("--work") { Description = "Folder for the two training sessions.", DefaultValueFactory = _ => Path.Combine("outputs", "dreambench") };
         var steps = new Option<int?>("--steps") { Description = "DreamBooth steps (default: the quickstart's)." };
         var seeds = new Option<int>("--seeds") { Description = "Seeds per prompt.", DefaultValueFactory = _ => 3 };
+        var trainSeeds = new Option<string?>("--train-seeds") { Description = "Comma-separated DreamBooth training seeds; each DreamBooth row is their mean (default: the quickstart's seed, 1234). The scores vary a lot with the seed." };
         var cmd = new Command("dreambench", "Mini DreamBench: subject fidelity, prompt fidelity and leakage for the base model and DreamBooth without / with prior preservation.")
         {
-            model, work, steps, seeds,
+            model, work, steps, seeds, trainSeeds,
         };
         cmd.SetAction(pr =>
         {
@@ -23,13 +24,26 @@ public static class DreamBenchCommand
             var training = new QuickstartOptions { Model = CliPaths.Resolve(pr.GetValue(model)!), InstanceImages = CliPaths.Resolve(Path.Combine("data", "demo-subject")) };
             if (pr.GetValue(steps) is int s) training = training with { Steps = s };
             var options = new DreamBenchOptions { Seeds = Enumerable.Range(0, n).Select(i => 11L * (i + 1)).ToArray() };
+            IReadOnlyList<long>? trainingSeeds = pr.GetValue(trainSeeds) is { } ts ? ParseSeeds(ts) : null;
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var results = DreamBench.Compare(training, Path.GetFullPath(pr.GetValue(work)!), options,
-                progress: new Training.InlineProgress<string>(m => Cli.Err.WriteLine(m)), ct: Cli.Cancellation);
+                progress: new Training.InlineProgress<string>(m => Cli.Err.WriteLine(m)), ct: Cli.Cancellation, trainingSeeds: trainingSeeds);
             foreach (var r in results) Cli.Out.WriteLine(r.ToString());
             Cli.Out.WriteLine($"({clock.Elapsed.TotalMinutes:F1} min; subject fidelity = mean SubjectFidelity score of identifier prompts, prompt fidelity = background and position obeyed, leakage = class prompts that draw the subject)");
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>Parses "1234,1,2" (commas or spaces); anything else is refused naming the option.</summary>
+    internal static long[] ParseSeeds(string text)
+    {
+        var parts = text.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var seeds = new long[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!long.TryParse(parts[i], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out seeds[i]))
+                throw new CliException($"--train-seeds: '{parts[i]}' is not an integer seed; give seeds separated by commas, e.g. --train-seeds 1234,1,2");
+        if (seeds.Length == 0) throw new CliException("--train-seeds: give at least one seed, e.g. --train-seeds 1234,1,2");
+        return seeds;
     }
 }

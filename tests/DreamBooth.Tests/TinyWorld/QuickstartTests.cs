@@ -61,3 +61,32 @@ public class DreamBenchTests
         Assert.Throws<ArgumentException>(() => DreamBench.Evaluate(model, "x", new DreamBenchOptions { Seeds = [] }, prompts));
     }
 }
+
+public class DreamBenchAverageTests
+{
+    [Fact]
+    public void AveragingRunsMeansEveryScoreAndKeepsEachSeedsFidelity()
+    {
+        var a = new DreamBenchScores("x (seed 1)", 0.6, 1.0, 0.25, 32, 32) { Outline = 0.8, Pattern = 0.9, Color = 0.4 };
+        var b = new DreamBenchScores("x (seed 2)", 0.2, 0.5, 0.75, 32, 32) { Outline = 0.4, Pattern = 0.5, Color = 0.0 };
+        var m = DreamBenchScores.Average("x", [a, b]);
+        Assert.Equal(0.4, m.SubjectFidelity, 12);
+        Assert.Equal(0.75, m.PromptFidelity, 12);
+        Assert.Equal(0.5, m.Leakage, 12);
+        Assert.Equal((0.6, 0.7, 0.2), (Math.Round(m.Outline, 12), Math.Round(m.Pattern, 12), Math.Round(m.Color, 12)));
+        Assert.Equal(64, m.SubjectImages);
+        Assert.Equal([0.6, 0.2], m.PerSeedFidelity);
+        Assert.Contains("per seed 0.600 / 0.200", m.ToString());
+        Assert.DoesNotContain("per seed", a.ToString());
+        Assert.Throws<ArgumentException>(() => DreamBenchScores.Average("x", []));
+    }
+
+    [Fact]
+    public void BadTrainingSeedsAreRefusedByTheCommandLine()
+    {
+        var r = DreamBooth.Tests.Cli.CliHarness.Run("tinyworld", "dreambench", "--train-seeds", "1234,one");
+        Assert.NotEqual(0, r.Code);
+        Assert.Contains("--train-seeds", r.Err);
+        Assert.Contains("'one'", r.Err);
+    }
+}
