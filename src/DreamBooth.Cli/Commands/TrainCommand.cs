@@ -1,6 +1,7 @@
 using System.CommandLine;
 using DreamBooth.Loading;
 using DreamBooth.Training;
+using DreamBooth.Training.Optim;
 using TorchSharp;
 
 namespace DreamBooth.Cli.Commands;
@@ -28,9 +29,12 @@ public static class TrainCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda or auto.", DefaultValueFactory = _ => "auto" };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch (fixed thread count makes CPU runs reproducible)." };
         var quiet = new Option<bool>("--quiet") { Description = "No progress bar." };
+        var minSnr = new Option<double?>("--min-snr-gamma") { Description = "Min-SNR-γ loss weighting (5 is the paper's value; 0 turns it off)." };
+        var offsetNoise = new Option<double?>("--offset-noise") { Description = "Offset noise strength (0.05–0.1 helps very dark or bright images; 0 = off)." };
+        var timestepBias = new Option<string?>("--timestep-bias") { Description = "Biased timestep sampling: none, earlier[:MULT[:PORTION]], later[:MULT[:PORTION]] or range:MULT:BEGIN-END (diffusers' --timestep_bias_*)." };
         var cmd = new Command("train", "Train or resume a DreamBooth session (Ctrl+C stops after writing a checkpoint).")
         {
-            session, steps, lr, teSteps, teLr, prior, classImages, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, noResume, device, threads, quiet,
+            session, steps, lr, teSteps, teLr, prior, classImages, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, minSnr, offsetNoise, timestepBias, noResume, device, threads, quiet,
         };
         cmd.SetAction(pr =>
         {
@@ -56,6 +60,9 @@ public static class TrainCommand
                 CheckpointEvery = pr.GetValue(ckEvery) ?? o.CheckpointEvery,
                 ValidationEvery = pr.GetValue(valEvery) ?? o.ValidationEvery,
                 Seed = pr.GetValue(seed) ?? o.Seed,
+                MinSnrGamma = pr.GetValue(minSnr) is double g ? (g == 0 ? null : g) : o.MinSnrGamma,
+                OffsetNoise = pr.GetValue(offsetNoise) ?? o.OffsetNoise,
+                TimestepBias = pr.GetValue(timestepBias) is { } tb ? ParseTimestepBias(tb) : o.TimestepBias,
             };
             try { o.Validate(); }
             catch (ArgumentException e) { throw new CliException($"{e.Message} (set it with the matching --option)"); }
@@ -89,6 +96,12 @@ public static class TrainCommand
             }
         });
         return cmd;
+    }
+
+    static TimestepBias ParseTimestepBias(string s)
+    {
+        try { return TimestepBias.Parse(s); }
+        catch (FormatException e) { throw new CliException($"--timestep-bias: {e.Message}"); }
     }
 
     static TrainingPrecision ParsePrecision(string s) => s.ToLowerInvariant() switch

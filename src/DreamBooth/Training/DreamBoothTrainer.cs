@@ -206,7 +206,7 @@ public sealed class DreamBoothTrainer
                     var latents = (mean + std * eps) * Model.Vae.Config.ScalingFactor;
                     var noise = torch.randn(latents.shape, dtype: ScalarType.Float32, generator: gen);
                     if (options.OffsetNoise > 0) noise = OffsetNoise.Apply(noise, options.OffsetNoise, gen);
-                    var timesteps = torch.randint(0, schedule.NumTrainTimesteps, [latents.shape[0]], dtype: ScalarType.Int64, generator: gen);
+                    var timesteps = options.TimestepBias.Sample(schedule.NumTrainTimesteps, latents.shape[0], gen);
                     Tensor context;
                     if (teActive)
                     {

@@ -85,6 +85,9 @@ public sealed record TrainingOptions
     /// <summary>Min-SNR-γ loss weighting (Hang et al. 2023); null = off, 5 is the paper's value.</summary>
     public double? MinSnrGamma { get; init; }
 
+    /// <summary>Biased timestep sampling (diffusers' <c>--timestep_bias_*</c>); uniform by default.</summary>
+    public TimestepBias TimestepBias { get; init; } = new();
+
     public long Seed { get; init; } = 1337;
 
     /// <summary>Write a checkpoint every N steps (0 = only at the end).</summary>
@@ -130,6 +133,8 @@ public sealed record TrainingOptions
         Check(ValidationEvery >= 0, nameof(ValidationEvery), $"must be ≥ 0, got {ValidationEvery}");
         Check(AdamBeta1 is >= 0 and < 1 && AdamBeta2 is >= 0 and < 1, "AdamBeta1/AdamBeta2", "must be in [0, 1)");
         Check(ClassImageSteps >= 1, nameof(ClassImageSteps), $"must be ≥ 1, got {ClassImageSteps}");
+        Check(TimestepBias is not null, nameof(TimestepBias), "must not be null (use new TimestepBias() for uniform timesteps)");
+        TimestepBias!.Validate();
         Lora?.Validate();
     }
 }

@@ -1,6 +1,7 @@
 using DreamBooth.Tests.Imaging.Import;
 using DreamBooth.Tests.Infrastructure;
 using DreamBooth.Training;
+using DreamBooth.Training.Optim;
 using static DreamBooth.Tests.Cli.CliHarness;
 
 namespace DreamBooth.Tests.Cli;
@@ -92,5 +93,40 @@ public class SessionCommandTests
         Assert.True(sks.Code == 0, sks.ToString());
         Assert.StartsWith("'sks': BAD", sks.Out);
         Assert.Contains("rifle", sks.Out);
+    }
+
+    [Fact]
+    public void TrainSavesLossOptionsAndRefusesABadTimestepBias()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var folder = Path.Combine(dir.Path, "s");
+        Assert.Equal(0, Run("session", "new", folder, "--model", TinyFolder, "--identifier", "zwx", "--class", "diamond", "--resolution", "64").Code);
+        var photo = ImportTestImages.SavePng(ImportTestImages.Detailed(64, 64, seed: 2), dir.File("p.png"));
+        Assert.Equal(0, Run("images", "add", folder, photo).Code);
+        var before = File.ReadAllText(DreamBoothSession.Load(folder).SessionFilePath);
+
+        var bad = Run("train", folder, "--timestep-bias", "sooner:2", "--quiet");
+        Assert.Equal(1, bad.Code);
+        Assert.Contains("--timestep-bias: timestep bias 'sooner:2': unknown strategy 'sooner'", bad.Err);
+        Assert.Contains("earlier:2:0.25", bad.Err);
+        Assert.Equal(before, File.ReadAllText(DreamBoothSession.Load(folder).SessionFilePath)); // nothing saved
+
+        var badGamma = Run("train", folder, "--min-snr-gamma", "-1", "--quiet");
+        Assert.Equal(1, badGamma.Code);
+        Assert.Contains("MinSnrGamma", badGamma.Err);
+
+        var ok = Run("train", folder, "--steps", "0", "--prior-preservation", "false", "--timestep-bias", "later:3:0.3",
+            "--min-snr-gamma", "5", "--offset-noise", "0.05", "--device", "cpu", "--quiet");
+        Assert.True(ok.Code == 0, ok.ToString());
+        var o = DreamBoothSession.Load(folder).File.Options;
+        Assert.Equal(new TimestepBias { Strategy = TimestepBiasStrategy.Later, Multiplier = 3, Portion = 0.3 }, o.TimestepBias);
+        Assert.Equal(5.0, o.MinSnrGamma);
+        Assert.Equal(0.05, o.OffsetNoise);
+
+        // 0 turns min-SNR off again; options not given are kept
+        Assert.Equal(0, Run("train", folder, "--min-snr-gamma", "0", "--device", "cpu", "--quiet").Code);
+        o = DreamBoothSession.Load(folder).File.Options;
+        Assert.Null(o.MinSnrGamma);
+        Assert.Equal(TimestepBiasStrategy.Later, o.TimestepBias.Strategy);
     }
 }
