@@ -67,6 +67,17 @@ public sealed record DreamBenchScores(string Model, double SubjectFidelity, doub
         + (PerSeedFidelity.Count > 1 ? $"; mean of {PerSeedFidelity.Count} training seeds, subject fidelity per seed {string.Join(" / ", PerSeedFidelity.Select(f => f.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)))}" : "");
 }
 
+/// <summary>
+/// What subject fidelity the model's VAE allows (<see cref="DreamBench.VaeCeiling"/>): the real subject rendered where
+/// each prompt asks, encoded and decoded, then scored like a generated image. A generated image cannot score better
+/// than its decoder lets it, so this is the ceiling against which <see cref="DreamBenchScores.SubjectFidelity"/> reads.
+/// </summary>
+public sealed record DreamBenchCeiling(double SubjectFidelity, double Outline, double Pattern, double Color, int Images, double Lowest, string LowestPrompt)
+{
+    public override string ToString() =>
+        $"{"VAE round trip of the subject",-33} subject fidelity {SubjectFidelity:F3} (outline {Outline:F2}, pattern {Pattern:F2}, colour {Color:F2})  ({Images} images; lowest {Lowest:F2}: {LowestPrompt})";
+}
+
 /// <summary>The mini DreamBench over <see cref="DemoSubject.RecontextualisationPrompts"/> (backgrounds and positions never in the instance images).</summary>
 public static class DreamBench
 {
@@ -143,6 +154,37 @@ public static class DreamBench
             results.Add(runs.Count == 1 ? runs[0] : DreamBenchScores.Average(name, runs));
         }
         return results;
+    }
+
+    /// <summary>
+    /// The VAE ceiling of subject fidelity on <paramref name="prompts"/> (default: the recontextualisation prompts): for
+    /// each, the subject is rendered at the requested cell's centre on the requested background, at the instance images'
+    /// mean size and the model's resolution, passed through the VAE (encode → mean latent → decode) and scored.
+    /// </summary>
+    public static DreamBenchCeiling VaeCeiling(StableDiffusionModel model, IReadOnlyList<string>? prompts = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        prompts ??= DemoSubject.RecontextualisationPrompts;
+        if (prompts.Count == 0) throw new ArgumentException("give at least one prompt", nameof(prompts));
+        var half = DemoSubject.Instances.Average(i => i.HalfExtent);
+        var scores = new List<(SubjectFidelityResult R, string Prompt)>();
+        using var noGrad = TorchSharp.torch.no_grad();
+        foreach (var prompt in prompts)
+        {
+            var request = SceneRequest.Parse(prompt, DemoSubject.Identifier);
+            if (request.Background is not { } background || request.Position is not { } position)
+                throw new ArgumentException($"the prompt '{prompt}' must name a background and a position (e.g. \"{DemoSubject.RecontextualisationPrompts[0]}\")", nameof(prompts));
+            using var clean = DemoSubject.Render(TinyWorldGeometry.CellCenter(TinyWorldGeometry.Column(position)), TinyWorldGeometry.CellCenter(TinyWorldGeometry.Row(position)),
+                half, background, model.DefaultResolution);
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            var pixels = Imaging.ImageTensor.ToTensor(clean).unsqueeze(0).to(model.Vae.DType).to(model.Device);
+            var decoded = model.Vae.Decode(model.Vae.Encode(pixels).Mean).to(TorchSharp.torch.ScalarType.Float32).clamp(-1, 1).cpu();
+            using var image = Imaging.ImageTensor.ToImages(decoded)[0];
+            scores.Add((TinyWorld.SubjectFidelity.Score(image), prompt));
+        }
+        var lowest = scores.MinBy(x => x.R.Score);
+        return new DreamBenchCeiling(scores.Average(x => x.R.Score), scores.Average(x => x.R.OutlineTerm), scores.Average(x => x.R.PatternTerm),
+            scores.Average(x => x.R.ColorTerm), scores.Count, lowest.R.Score, lowest.Prompt);
     }
 
     static IEnumerable<(Image<Rgb24> Image, long Seed)> Generate(StableDiffusionPipeline pipe, string prompt, DreamBenchOptions o, CancellationToken ct)

@@ -62,6 +62,26 @@ public class DreamBenchTests
     }
 }
 
+public class DreamBenchCeilingTests
+{
+    [Fact]
+    public void TheVaeRoundTripOfTheRealSubjectScoresHighAndNamesItsWeakestPrompt()
+    {
+        using var model = DreamBooth.Loading.ModelSource.Load(QuickstartTests.TinyModel);
+        var prompts = DemoSubject.RecontextualisationPrompts.Where(p => p.Contains(" black ") || p.Contains(" orange ")).ToList();
+        var c = DreamBench.VaeCeiling(model, prompts);
+        Assert.Equal(prompts.Count, c.Images);
+        // the committed VAE keeps the subject on black (measured ≥ 0.98) and blurs its outline into orange (≈ 0.7)
+        Assert.InRange(c.SubjectFidelity, 0.7, 1.0);
+        Assert.Contains(" orange ", c.LowestPrompt);
+        Assert.True(c.Lowest < c.SubjectFidelity);
+        Assert.InRange(c.Pattern, 0.9, 1.0);
+        Assert.Contains("VAE round trip", c.ToString());
+        var e = Assert.Throws<ArgumentException>(() => DreamBench.VaeCeiling(model, ["a zwx diamond"]));
+        Assert.Contains("must name a background and a position", e.Message);
+    }
+}
+
 public class DreamBenchAverageTests
 {
     [Fact]
