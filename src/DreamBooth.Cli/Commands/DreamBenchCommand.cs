@@ -30,7 +30,7 @@ public static class DreamBenchCommand
                 progress: new Training.InlineProgress<string>(m => Cli.Err.WriteLine(m)), ct: Cli.Cancellation, trainingSeeds: trainingSeeds);
             foreach (var r in results) Cli.Out.WriteLine(r.ToString());
             using (var baseModel = Loading.ModelSource.Load(training.Model)) Cli.Out.WriteLine(DreamBench.VaeCeiling(baseModel).ToString());
-            Cli.Out.WriteLine($"({clock.Elapsed.TotalMinutes:F1} min; subject fidelity = mean SubjectFidelity score of identifier prompts, prompt fidelity = background and position obeyed, leakage = class prompts that draw the subject; the VAE round trip is the most subject fidelity this model's decoder allows)");
+            Cli.Out.WriteLine($"({clock.Elapsed.TotalMinutes:F1} min; subject fidelity = mean SubjectFidelity score of identifier prompts, prompt fidelity = background and position obeyed, leakage = class prompts that draw the subject; the VAE round trip is about the most subject fidelity this model's decoder allows)");
             return 0;
         });
         return cmd;

@@ -69,8 +69,10 @@ public sealed record DreamBenchScores(string Model, double SubjectFidelity, doub
 
 /// <summary>
 /// What subject fidelity the model's VAE allows (<see cref="DreamBench.VaeCeiling"/>): the real subject rendered where
-/// each prompt asks, encoded and decoded, then scored like a generated image. A generated image cannot score better
-/// than its decoder lets it, so this is the ceiling against which <see cref="DreamBenchScores.SubjectFidelity"/> reads.
+/// each prompt asks, encoded and decoded, then scored like a generated image: what the decoder makes of the subject's
+/// own latents, so roughly the best a generated image can reach (a UNet could in principle find latents that decode
+/// better than the encoder's, but it is trained to imitate the encoder's) — the ceiling against which
+/// <see cref="DreamBenchScores.SubjectFidelity"/> reads.
 /// </summary>
 public sealed record DreamBenchCeiling(double SubjectFidelity, double Outline, double Pattern, double Color, int Images, double Lowest, string LowestPrompt)
 {
