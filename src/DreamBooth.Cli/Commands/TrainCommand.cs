@@ -32,9 +32,10 @@ public static class TrainCommand
         var minSnr = new Option<double?>("--min-snr-gamma") { Description = "Min-SNR-γ loss weighting (5 is the paper's value; 0 turns it off)." };
         var offsetNoise = new Option<double?>("--offset-noise") { Description = "Offset noise strength (0.05–0.1 helps very dark or bright images; 0 = off)." };
         var timestepBias = new Option<string?>("--timestep-bias") { Description = "Biased timestep sampling: none, earlier[:MULT[:PORTION]], later[:MULT[:PORTION]] or range:MULT:BEGIN-END (diffusers' --timestep_bias_*)." };
+        var classFromCaptions = new Option<bool?>("--class-prompts-from-captions") { Description = "Generate each class image from an instance caption minus the identifier, and caption it so (true/false; lower leakage). Delete existing class images to regenerate." };
         var cmd = new Command("train", "Train or resume a DreamBooth session (Ctrl+C stops after writing a checkpoint).")
         {
-            session, steps, lr, teSteps, teLr, prior, classImages, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, minSnr, offsetNoise, timestepBias, noResume, device, threads, quiet,
+            session, steps, lr, teSteps, teLr, prior, classImages, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, minSnr, offsetNoise, timestepBias, classFromCaptions, noResume, device, threads, quiet,
         };
         cmd.SetAction(pr =>
         {
@@ -63,6 +64,7 @@ public static class TrainCommand
                 MinSnrGamma = pr.GetValue(minSnr) is double g ? (g == 0 ? null : g) : o.MinSnrGamma,
                 OffsetNoise = pr.GetValue(offsetNoise) ?? o.OffsetNoise,
                 TimestepBias = pr.GetValue(timestepBias) is { } tb ? ParseTimestepBias(tb) : o.TimestepBias,
+                ClassPromptsFromCaptions = pr.GetValue(classFromCaptions) ?? o.ClassPromptsFromCaptions,
             };
             try { o.Validate(); }
             catch (ArgumentException e) { throw new CliException($"{e.Message} (set it with the matching --option)"); }

@@ -17,6 +17,31 @@ public static class ClassImages
 {
     public static string FileName(int index) => $"class_{index + 1:D4}.png";
 
+    /// <summary>
+    /// The prompts class image 0, 1, 2, … are generated from, in turn: the class prompt alone, or with
+    /// <see cref="TrainingOptions.ClassPromptsFromCaptions"/> the concept's instance captions (sidecar .txt, in file
+    /// order) with the identifier removed (<see cref="WithoutIdentifier"/>).
+    /// </summary>
+    public static IReadOnlyList<string> Prompts(DreamBoothSession session, Concept concept)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(concept);
+        if (!session.File.Options.ClassPromptsFromCaptions) return [concept.EffectiveClassPrompt];
+        var prompts = session.InstanceImages(concept)
+            .Select(f => WithoutIdentifier(TrainingData.Caption(f, concept.EffectiveInstancePrompt), concept.Identifier))
+            .Where(p => p.Length > 0).ToList();
+        return prompts.Count > 0 ? prompts : [concept.EffectiveClassPrompt];
+    }
+
+    /// <summary>A caption with every whole-word occurrence of the identifier removed ("a zwx diamond on red" → "a diamond on red").</summary>
+    public static string WithoutIdentifier(string caption, string identifier)
+    {
+        ArgumentNullException.ThrowIfNull(caption);
+        ArgumentException.ThrowIfNullOrWhiteSpace(identifier);
+        var words = caption.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+        return string.Join(' ', words.Where(w => !string.Equals(w.TrimEnd(',', '.', ';', ':'), identifier, StringComparison.Ordinal)));
+    }
+
     /// <summary>How many class images each concept still lacks.</summary>
     public static IReadOnlyDictionary<string, int> Missing(DreamBoothSession session) =>
         session.File.Concepts.ToDictionary(c => c.Name,
@@ -33,6 +58,7 @@ public static class ClassImages
         {
             var folder = session.ClassFolder(concept);
             Directory.CreateDirectory(folder);
+            var prompts = Prompts(session, concept);
             var todo = Enumerable.Range(0, options.NumClassImages).Where(i => !File.Exists(Path.Combine(folder, FileName(i)))).ToList();
             int done = options.NumClassImages - todo.Count;
             foreach (var i in todo)
@@ -40,7 +66,7 @@ public static class ClassImages
                 ct.ThrowIfCancellationRequested();
                 using var result = pipeline.Generate(new GenerationRequest
                 {
-                    Prompt = concept.EffectiveClassPrompt,
+                    Prompt = prompts[i % prompts.Count],
                     Width = options.Resolution,
                     Height = options.Resolution,
                     Steps = options.ClassImageSteps,
@@ -49,6 +75,8 @@ public static class ClassImages
                     Seed = options.Seed + 100_000 + i,
                 }, cancellationToken: ct);
                 var path = Path.Combine(folder, FileName(i));
+                // the caption first: an image without its caption would train on the plain class prompt
+                if (options.ClassPromptsFromCaptions) AtomicFile.WriteAllText(Path.ChangeExtension(path, ".txt"), prompts[i % prompts.Count] + "\n");
                 using (var img = result.ToImages()[0]) PngInfo.Save(img, path, result.Parameters[0]);
                 written++;
                 progress?.Report(new ClassImageProgress(concept.Name, ++done, options.NumClassImages, path));

@@ -61,6 +61,15 @@ public sealed record TrainingOptions
     /// <summary>Sampling steps used to generate class images.</summary>
     public int ClassImageSteps { get; init; } = 25;
 
+    /// <summary>
+    /// Captioned prior preservation: each class image is generated from an instance caption with the identifier removed
+    /// ("a zwx diamond on a red background" → "a diamond on a red background") and keeps it as its sidecar caption,
+    /// instead of every class image coming from the class prompt. Measured on the demo subject (probe, 800 steps, training
+    /// seeds 1234 / 1 / 2): leakage 42 % → 0 %, subject fidelity 0.42 → 0.53, but the subject's position drifts more.
+    /// Off by default; class images already in the session are kept, so delete them to regenerate after switching.
+    /// </summary>
+    public bool ClassPromptsFromCaptions { get; init; }
+
     public LrScheduleKind LrSchedule { get; init; } = LrScheduleKind.Constant;
 
     public int LrWarmupSteps { get; init; }

@@ -116,12 +116,13 @@ public class SessionCommandTests
         Assert.Contains("MinSnrGamma", badGamma.Err);
 
         var ok = Run("train", folder, "--steps", "0", "--prior-preservation", "false", "--timestep-bias", "later:3:0.3",
-            "--min-snr-gamma", "5", "--offset-noise", "0.05", "--device", "cpu", "--quiet");
+            "--min-snr-gamma", "5", "--offset-noise", "0.05", "--class-prompts-from-captions", "true", "--device", "cpu", "--quiet");
         Assert.True(ok.Code == 0, ok.ToString());
         var o = DreamBoothSession.Load(folder).File.Options;
         Assert.Equal(new TimestepBias { Strategy = TimestepBiasStrategy.Later, Multiplier = 3, Portion = 0.3 }, o.TimestepBias);
         Assert.Equal(5.0, o.MinSnrGamma);
         Assert.Equal(0.05, o.OffsetNoise);
+        Assert.True(o.ClassPromptsFromCaptions);
 
         // 0 turns min-SNR off again; options not given are kept
         Assert.Equal(0, Run("train", folder, "--min-snr-gamma", "0", "--device", "cpu", "--quiet").Code);

@@ -140,4 +140,31 @@ public class TrainerTests
         var ck = CheckpointStore.LoadLatest(s.CheckpointsFolder)!;
         using (ck) Assert.Equal("lora", ck.Info.Kind);
     }
+
+    [Fact]
+    public void CaptionedPriorPreservationGeneratesEachClassImageFromAnInstanceCaptionWithoutTheIdentifier()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var s = NewSession(Path.Combine(dir.Path, "s"), Tiny() with { PriorPreservation = true, NumClassImages = 4, ClassImageSteps = 1, ClassPromptsFromCaptions = true });
+        var images = s.InstanceImages(Subject);
+        File.WriteAllText(Path.ChangeExtension(images[0], ".txt"), "a zwx dog on a red sofa, zwx.\n");
+        File.WriteAllText(Path.ChangeExtension(images[1], ".txt"), "zwx dog in the snow");
+        // the third image has no caption: the instance prompt ("zwx dog") minus the identifier
+        Assert.Equal(["a dog on a red sofa,", "dog in the snow", "dog"], ClassImages.Prompts(s, Subject));
+        using var model = LoadModel();
+        Assert.Equal(4, ClassImages.EnsureGenerated(s, model));
+        var captions = Enumerable.Range(0, 4).Select(i => File.ReadAllText(Path.ChangeExtension(Path.Combine(s.ClassFolder(Subject), ClassImages.FileName(i)), ".txt")).Trim()).ToArray();
+        Assert.Equal(["a dog on a red sofa,", "dog in the snow", "dog", "a dog on a red sofa,"], captions);
+        // training reads them back as the class images' captions
+        using var data = TrainingData.Load(s, model.Vae, model.Tokenizer, priorPreservation: true);
+        Assert.Equal(captions, data.Classes[0].Select(e => e.Caption).ToArray());
+
+        // off (the default): one class prompt, no sidecars
+        var plain = NewSession(Path.Combine(dir.Path, "p"), Tiny() with { PriorPreservation = true, NumClassImages = 2, ClassImageSteps = 1 });
+        Assert.Equal(["a dog"], ClassImages.Prompts(plain, Subject));
+        ClassImages.EnsureGenerated(plain, model);
+        Assert.Empty(Directory.GetFiles(plain.ClassFolder(Subject), "*.txt"));
+        Assert.Equal("a dog on a sofa", ClassImages.WithoutIdentifier("a zwx dog on a sofa", "zwx"));
+        Assert.Equal("a zwxy dog", ClassImages.WithoutIdentifier("a zwxy dog", "zwx"));
+    }
 }
