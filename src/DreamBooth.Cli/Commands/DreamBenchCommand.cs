@@ -13,9 +13,10 @@ public static class DreamBenchCommand
         var steps = new Option<int?>("--steps") { Description = "DreamBooth steps (default: the quickstart's)." };
         var seeds = new Option<int>("--seeds") { Description = "Seeds per prompt.", DefaultValueFactory = _ => 3 };
         var trainSeeds = new Option<string?>("--train-seeds") { Description = "Comma-separated DreamBooth training seeds; each DreamBooth row is their mean (default: the quickstart's seed, 1234). The scores vary a lot with the seed." };
+        var classFromCaptions = new Option<bool>("--class-prompts-from-captions") { Description = "Captioned prior preservation: class images from the instance captions minus the identifier (see train --class-prompts-from-captions)." };
         var cmd = new Command("dreambench", "Mini DreamBench: subject fidelity, prompt fidelity and leakage for the base model and DreamBooth without / with prior preservation.")
         {
-            model, work, steps, seeds, trainSeeds,
+            model, work, steps, seeds, trainSeeds, classFromCaptions,
         };
         cmd.SetAction(pr =>
         {
@@ -23,6 +24,7 @@ public static class DreamBenchCommand
             if (n < 1) throw new CliException($"--seeds must be ≥ 1 (got {n})");
             var training = new QuickstartOptions { Model = CliPaths.Resolve(pr.GetValue(model)!), InstanceImages = CliPaths.Resolve(Path.Combine("data", "demo-subject")) };
             if (pr.GetValue(steps) is int s) training = training with { Steps = s };
+            training = training with { ClassPromptsFromCaptions = pr.GetValue(classFromCaptions) };
             var options = new DreamBenchOptions { Seeds = Enumerable.Range(0, n).Select(i => 11L * (i + 1)).ToArray() };
             IReadOnlyList<long>? trainingSeeds = pr.GetValue(trainSeeds) is { } ts ? ParseSeeds(ts) : null;
             var clock = System.Diagnostics.Stopwatch.StartNew();

@@ -30,6 +30,9 @@ public sealed record QuickstartOptions
     public bool PriorPreservation { get; init; } = true;
     public long Seed { get; init; } = 1234;
 
+    /// <summary>Captioned prior preservation (<see cref="TrainingOptions.ClassPromptsFromCaptions"/>); off by default.</summary>
+    public bool ClassPromptsFromCaptions { get; init; }
+
     /// <summary>Samplers and seeds of the sampler × seed grid.</summary>
     public IReadOnlyList<Sampler> GridSamplers { get; init; } = [Sampler.EulerAncestral, Sampler.DpmPP2M, Sampler.Ddim, Sampler.UniPC];
     public IReadOnlyList<long> GridSeeds { get; init; } = [1, 2, 3, 4];
@@ -144,6 +147,7 @@ public static class Quickstart
             TextEncoderLearningRate = o.TextEncoderLearningRate,
             PriorPreservation = o.PriorPreservation,
             NumClassImages = o.ClassImages,
+            ClassPromptsFromCaptions = o.ClassPromptsFromCaptions,
             ClassImageSteps = o.SampleSteps,
             CheckpointEvery = 0,
             KeepCheckpoints = 1,

@@ -42,6 +42,27 @@ public class QuickstartTests
     }
 }
 
+public class QuickstartCaptionedPriorTests
+{
+    [Fact]
+    public void TrainWithCaptionedPriorGivesEachClassImageADemoCaptionWithoutTheIdentifier()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var options = QuickstartOptions.Smoke(QuickstartTests.TinyModel, Path.Combine(TestPaths.RepoRoot, "data", "demo-subject"), dir.Path)
+            with { Steps = 1, TextEncoderSteps = 0, ClassImages = 3, ClassPromptsFromCaptions = true };
+        using var model = DreamBooth.Loading.ModelSource.Load(options.Model);
+        var (session, _, _, training) = Quickstart.Train(options, model, Path.Combine(dir.Path, "session"));
+        Assert.True(training.Completed);
+        Assert.True(session.File.Options.ClassPromptsFromCaptions);
+        var concept = session.File.Concepts.Single();
+        var captions = Directory.GetFiles(session.ClassFolder(concept), "*.txt").Order(StringComparer.Ordinal).Select(f => File.ReadAllText(f).Trim()).ToArray();
+        Assert.Equal(3, captions.Length);
+        var expected = DemoSubject.Instances.Select(i => DreamBench.ClassVersion(DemoSubject.Caption(i))).ToHashSet();
+        Assert.All(captions, c => Assert.Contains(c, expected));
+        Assert.All(captions, c => Assert.DoesNotContain(DemoSubject.Identifier, c));
+    }
+}
+
 public class DreamBenchTests
 {
     [Fact]
