@@ -84,7 +84,7 @@ public sealed record DreamBenchCeiling(double SubjectFidelity, double Outline, d
 public static class DreamBench
 {
     /// <summary>The identifier prompt with the identifier removed ("a zwx diamond …" → "a diamond …").</summary>
-    public static string ClassVersion(string prompt) => prompt.Replace(DemoSubject.Identifier + " ", "", StringComparison.Ordinal);
+    public static string ClassVersion(string prompt) => Training.ClassImages.WithoutIdentifier(prompt, DemoSubject.Identifier);
 
     public static DreamBenchScores Evaluate(StableDiffusionModel model, string name, DreamBenchOptions? options = null,
         IReadOnlyList<string>? prompts = null, IProgress<string>? progress = null, CancellationToken ct = default)
