@@ -16,7 +16,7 @@ public sealed record PatternedObject(ShapeKind Shape, ObjectPattern Pattern, Nam
 /// never had to keep (measured: the demo subject's purple quarters vanish in the round trip), and a UNet trained on it
 /// alone cannot draw a two-tone object. Real Stable Diffusion has seen countless textures; these give the tiny model the
 /// same generality: the VAE trains on them uncaptioned (<see cref="Pretraining.PretrainOptions.VaePatternFraction"/>),
-/// optionally the UNet too, with a colourless <see cref="Caption"/> (<see cref="Pretraining.PretrainOptions.UnetPatternFraction"/>, off by default).
+/// optionally the UNet too, captioned (<see cref="Caption(PatternedObject, bool)"/>, colourless or with colour words) (<see cref="Pretraining.PretrainOptions.UnetPatternFraction"/>, off by default).
 /// No image here has the demo subject's look
 /// (<see cref="IsExcluded"/>: no quadrant-patterned diamond, no quadrants in its two colours; a test checks that none
 /// scores as the subject), so the subject stays unseen by every component.
@@ -57,13 +57,34 @@ public static class PatternedObjects
     /// The object's caption for the UNet: shape, position (the image third its centre falls in) and background, no
     /// colour or size — "a diamond in the top left on a green background" (the world has no words for patterns).
     /// </summary>
-    public static string Caption(PatternedObject o)
+    public static string Caption(PatternedObject o) => Caption(o, colourWords: false);
+
+    /// <summary>
+    /// The object's caption for the UNet; with <paramref name="colourWords"/> it also names the object's colours, in the
+    /// order <see cref="Colours"/> lists them — "a yellow and red diamond in the top left on a green background",
+    /// "a red, blue and white circle …" — so the colours of a multi-coloured object are tied to words, not to the
+    /// background it stands on.
+    /// </summary>
+    public static string Caption(PatternedObject o, bool colourWords)
     {
         ArgumentNullException.ThrowIfNull(o);
         static int Third(double x) => Math.Clamp((int)(x * 3), 0, 2);
         var bg = TinyWorldVocabulary.Word(o.Background);
         var pos = TinyWorldGeometry.FromCell(Third(o.CenterX), Third(o.CenterY));
-        return $"a {TinyWorldVocabulary.Noun(o.Shape)} {TinyWorldVocabulary.Phrase(pos)} on {TinyWorldCaptions.Article(bg)} {bg} background";
+        var noun = TinyWorldVocabulary.Noun(o.Shape);
+        if (colourWords)
+        {
+            var words = Colours(o).Select(TinyWorldVocabulary.Word).ToArray();
+            noun = (words.Length == 2 ? $"{words[0]} and {words[1]}" : $"{string.Join(", ", words[..^1])} and {words[^1]}") + " " + noun;
+        }
+        return $"{(colourWords ? TinyWorldCaptions.Article(noun) : "a")} {noun} {TinyWorldVocabulary.Phrase(pos)} on {TinyWorldCaptions.Article(bg)} {bg} background";
+    }
+
+    /// <summary>The colours the object shows: its first and second, and its third where the pattern paints one.</summary>
+    public static IReadOnlyList<NamedColor> Colours(PatternedObject o)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        return o.Pattern == ObjectPattern.QuadrantsWithDot ? [o.First, o.Second, o.Third] : [o.First, o.Second];
     }
 
     /// <summary>The object's colour at unit coordinates (u, v) (v down), or null outside its outline.</summary>

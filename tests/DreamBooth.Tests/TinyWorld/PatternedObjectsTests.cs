@@ -49,6 +49,32 @@ public class PatternedObjectsTests
     }
 
     [Fact]
+    public void ColourWordCaptionsNameEveryColourTheObjectShows()
+    {
+        var stripes = new PatternedObject(ShapeKind.Cross, ObjectPattern.Stripes, NamedColor.Red, NamedColor.White, NamedColor.Blue, 0.8, 0.2, 0.12, NamedColor.Orange);
+        Assert.Equal("a red and white cross in the top right on an orange background", PatternedObjects.Caption(stripes, colourWords: true));
+        var dotted = stripes with { Shape = ShapeKind.Circle, Pattern = ObjectPattern.QuadrantsWithDot, First = NamedColor.Orange, CenterX = 0.5, CenterY = 0.9 };
+        Assert.Equal("an orange, white and blue circle at the bottom on an orange background", PatternedObjects.Caption(dotted, colourWords: true));
+        // the colour words are exactly the colours painted inside the outline; shape, position and background as before
+        foreach (var p in Enumerable.Range(0, 200).Select(i => PatternedObjects.Sample(5, i)))
+        {
+            var caption = PatternedObjects.Caption(p, colourWords: true);
+            var words = TinyWorldCaptions.Tokenize(caption);
+            var painted = new HashSet<NamedColor>();
+            for (int r = 0; r < 41; r++)
+                for (int c = 0; c < 41; c++)
+                    if (PatternedObjects.Paint(p, c / 20.0 - 1, r / 20.0 - 1) is { } rgb)
+                        painted.Add(TinyWorldPalette.All.Single(c => TinyWorldPalette.ToRgb(c) == rgb));
+            var named = TinyWorldPalette.All.Where(c => c != p.Background && words.Contains(TinyWorldVocabulary.Word(c))).ToHashSet();
+            Assert.True(painted.SetEquals(named), $"{caption}: painted {string.Join(",", painted)}");
+            var colourless = SceneRequest.Parse(PatternedObjects.Caption(p));
+            Assert.Equal(PatternedObjects.Caption(p), PatternedObjects.Caption(p, colourWords: false));
+            Assert.EndsWith(PatternedObjects.Caption(p)[2..], caption);
+            Assert.Equal(p.Shape, colourless.Shape);
+        }
+    }
+
+    [Fact]
     public void NoImageShowsTheDemoSubjectsLook()
     {
         // the autoencoder-only domain must not contain the DreamBooth subject: its quadrant pattern never comes in the

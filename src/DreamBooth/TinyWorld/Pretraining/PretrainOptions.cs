@@ -57,6 +57,14 @@ public sealed record PretrainOptions
     public double UnetPatternFraction { get; init; }
 
     /// <summary>
+    /// With <see cref="UnetPatternFraction"/>: caption the patterned objects with their colour words ("a yellow and red
+    /// diamond in the top left on a green background", <see cref="PatternedObjects.Caption(PatternedObject, bool)"/>)
+    /// instead of colourlessly, so the UNet learns that a multi-coloured object's colours come from the text and not
+    /// from the background (`--unet-pattern-colours`).
+    /// </summary>
+    public bool UnetPatternColourWords { get; init; }
+
+    /// <summary>
     /// With <see cref="VaeContinueSteps"/>: weight of a penalty that keeps the continued encoder's latents of the
     /// captioned scenes where the loaded VAE put them (mean squared difference), so a UNet trained on the loaded VAE's
     /// latents stays valid (<see cref="InitFrom"/>); the decoder and the unused latent directions stay free to learn.
@@ -246,6 +254,7 @@ public sealed record PretrainOptions
         Check(InitFrom is null || (VaeFrom != null && (VaeContinueSteps == 0 || VaeAnchorWeight > 0)), nameof(InitFrom), InitFrom ?? "", "continues a UNet trained on fixed latents: set VaeFrom (--vae-from) to the same model, and either keep VaeContinueSteps at 0 or anchor the latents with VaeAnchorWeight (--vae-anchor-weight 1).");
         Check(VaePatternFraction is >= 0 and <= 1, nameof(VaePatternFraction), VaePatternFraction, "(--vae-pattern-fraction) must lie in [0, 1].");
         Check(UnetPatternFraction is >= 0 and <= 1, nameof(UnetPatternFraction), UnetPatternFraction, "(--unet-pattern-fraction) must lie in [0, 1].");
+        Check(!UnetPatternColourWords || UnetPatternFraction > 0, nameof(UnetPatternColourWords), UnetPatternColourWords, "(--unet-pattern-colours) captions the patterned objects of --unet-pattern-fraction, which is 0: set a fraction > 0 or drop the switch.");
         Check(VaeAnchorWeight >= 0, nameof(VaeAnchorWeight), VaeAnchorWeight, "(--vae-anchor-weight) must be ≥ 0.");
         Check(VaeAnchorWeight == 0 || VaeContinueSteps > 0, nameof(VaeAnchorWeight), VaeAnchorWeight, "anchors a continued VAE to the loaded one: set VaeContinueSteps (--vae-continue-steps) and VaeFrom (--vae-from) too.");
         Check(VaeContinueSteps >= 0, nameof(VaeContinueSteps), VaeContinueSteps, "must be ≥ 0 (0 reuses VaeFrom as it is).");

@@ -121,11 +121,11 @@ public static class TinyWorldPretraining
         foreach (var p in vae.parameters()) p.requires_grad = false;
         // UnetSteps 0 (allowed with InitFrom only) keeps the loaded UNet: no latents, masks or token ids are needed
         bool trainsUnet = options.UnetSteps > 0;
-        // the UNet's data: the scenes plus captioned patterned objects (colourless captions; see UnetPatternFraction)
+        // the UNet's data: the scenes plus captioned patterned objects (see UnetPatternFraction, UnetPatternColourWords)
         int unetPatterns = trainsUnet ? (int)Math.Round(options.TrainSamples * options.UnetPatternFraction) : 0;
         using var morePatterns = unetPatterns > (patterns?.shape[0] ?? 0) ? RenderPatterns(options.Seed, unetPatterns, progress, total, cancellationToken) : null;
         using var unetPixels = unetPatterns == 0 ? pixels.alias() : torch.cat([pixels, (morePatterns ?? patterns!).narrow(0, 0, unetPatterns)], 0);
-        captions = [.. captions, .. Enumerable.Range(0, unetPatterns).Select(i => PatternedObjects.Caption(PatternedObjects.Sample(options.Seed, i)))];
+        captions = [.. captions, .. Enumerable.Range(0, unetPatterns).Select(i => PatternedObjects.Caption(PatternedObjects.Sample(options.Seed, i), options.UnetPatternColourWords))];
         var (latents, std) = trainsUnet ? EncodeLatents(vae, unetPixels, progress, total, cancellationToken) : ((Tensor?)null, double.NaN);
         using var _latents = latents;
         // a continued UNet keeps the latent scale it was trained with

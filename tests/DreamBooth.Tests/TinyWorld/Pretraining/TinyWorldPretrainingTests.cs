@@ -231,6 +231,7 @@ public class TinyWorldPretrainingTests
     [InlineData("VaePatternFraction")]
     [InlineData("VaeAnchorWeight")]
     [InlineData("UnetPatternFraction")]
+    [InlineData("UnetPatternColourWords")]
     [InlineData("UnetSteps")]
     [InlineData("InitFrom")]
     public void BadOptionsAreRefusedByName(string option)
@@ -246,6 +247,8 @@ public class TinyWorldPretrainingTests
             "UnetObjectWeight" => Tiny with { UnetObjectWeight = -1 },
             "VaePatternFraction" => Tiny with { VaePatternFraction = 1.5 },
             "UnetPatternFraction" => Tiny with { UnetPatternFraction = -0.1 },
+            // colour words caption the patterned objects, so they need some
+            "UnetPatternColourWords" => Tiny with { UnetPatternColourWords = true, UnetPatternFraction = 0 },
             // an anchor needs a continued VAE
             "VaeAnchorWeight" => Tiny with { VaeAnchorWeight = 1 },
             // 0 UNet steps only make sense when continuing a model
