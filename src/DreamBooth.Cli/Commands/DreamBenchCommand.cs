@@ -14,9 +14,11 @@ public static class DreamBenchCommand
         var seeds = new Option<int>("--seeds") { Description = "Seeds per prompt.", DefaultValueFactory = _ => 3 };
         var trainSeeds = new Option<string?>("--train-seeds") { Description = "Comma-separated DreamBooth training seeds; each DreamBooth row is their mean (default: the quickstart's seed, 1234). The scores vary a lot with the seed." };
         var classFromCaptions = new Option<bool>("--class-prompts-from-captions") { Description = "Captioned prior preservation: class images from the instance captions minus the identifier (see train --class-prompts-from-captions)." };
+        var masked = new Option<bool?>("--masked-loss") { Description = "Masked training with the demo subject's masks (default: the quickstart's, true; see train --masked-loss)." };
+        var unmaskedWeight = new Option<double?>("--unmasked-weight") { Description = "Loss weight outside the masks (default 0.1)." };
         var cmd = new Command("dreambench", "Mini DreamBench: subject fidelity, prompt fidelity and leakage for the base model and DreamBooth without / with prior preservation.")
         {
-            model, work, steps, seeds, trainSeeds, classFromCaptions,
+            model, work, steps, seeds, trainSeeds, classFromCaptions, masked, unmaskedWeight,
         };
         cmd.SetAction(pr =>
         {
@@ -24,7 +26,12 @@ public static class DreamBenchCommand
             if (n < 1) throw new CliException($"--seeds must be ≥ 1 (got {n})");
             var training = new QuickstartOptions { Model = CliPaths.Resolve(pr.GetValue(model)!), InstanceImages = CliPaths.Resolve(Path.Combine("data", "demo-subject")) };
             if (pr.GetValue(steps) is int s) training = training with { Steps = s };
-            training = training with { ClassPromptsFromCaptions = pr.GetValue(classFromCaptions) };
+            training = training with
+            {
+                ClassPromptsFromCaptions = pr.GetValue(classFromCaptions),
+                MaskedLoss = pr.GetValue(masked) ?? training.MaskedLoss,
+                UnmaskedWeight = pr.GetValue(unmaskedWeight) ?? training.UnmaskedWeight,
+            };
             var options = new DreamBenchOptions { Seeds = Enumerable.Range(0, n).Select(i => 11L * (i + 1)).ToArray() };
             IReadOnlyList<long>? trainingSeeds = pr.GetValue(trainSeeds) is { } ts ? ParseSeeds(ts) : null;
             var clock = System.Diagnostics.Stopwatch.StartNew();

@@ -32,10 +32,12 @@ public static class TrainCommand
         var minSnr = new Option<double?>("--min-snr-gamma") { Description = "Min-SNR-γ loss weighting (5 is the paper's value; 0 turns it off)." };
         var offsetNoise = new Option<double?>("--offset-noise") { Description = "Offset noise strength (0.05–0.1 helps very dark or bright images; 0 = off)." };
         var timestepBias = new Option<string?>("--timestep-bias") { Description = "Biased timestep sampling: none, earlier[:MULT[:PORTION]], later[:MULT[:PORTION]] or range:MULT:BEGIN-END (diffusers' --timestep_bias_*)." };
+        var masked = new Option<bool?>("--masked-loss") { Description = "Masked training: weight the loss by each instance image's mask file (name-masklabel.png beside it, white = subject; imported by `images add`) (true/false)." };
+        var unmaskedWeight = new Option<double?>("--unmasked-weight") { Description = "With --masked-loss: the loss weight outside the mask, 0–1 (default 0.1)." };
         var classFromCaptions = new Option<bool?>("--class-prompts-from-captions") { Description = "Generate each class image from an instance caption minus the identifier, and caption it so (true/false; lower leakage). Delete existing class images to regenerate." };
         var cmd = new Command("train", "Train or resume a DreamBooth session (Ctrl+C stops after writing a checkpoint).")
         {
-            session, steps, lr, teSteps, teLr, prior, classImages, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, minSnr, offsetNoise, timestepBias, classFromCaptions, noResume, device, threads, quiet,
+            session, steps, lr, teSteps, teLr, prior, classImages, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, minSnr, offsetNoise, timestepBias, classFromCaptions, masked, unmaskedWeight, noResume, device, threads, quiet,
         };
         cmd.SetAction(pr =>
         {
@@ -65,6 +67,8 @@ public static class TrainCommand
                 OffsetNoise = pr.GetValue(offsetNoise) ?? o.OffsetNoise,
                 TimestepBias = pr.GetValue(timestepBias) is { } tb ? ParseTimestepBias(tb) : o.TimestepBias,
                 ClassPromptsFromCaptions = pr.GetValue(classFromCaptions) ?? o.ClassPromptsFromCaptions,
+                MaskedLoss = pr.GetValue(masked) ?? o.MaskedLoss,
+                UnmaskedWeight = pr.GetValue(unmaskedWeight) ?? o.UnmaskedWeight,
             };
             try { o.Validate(); }
             catch (ArgumentException e) { throw new CliException($"{e.Message} (set it with the matching --option)"); }

@@ -128,6 +128,20 @@ public static class DemoSubject
         return $"{InstancePrompt} {TinyWorldVocabulary.Phrase(instance.Position)} on {TinyWorldCaptions.Article(word)} {word} background";
     }
 
+    /// <summary>
+    /// The subject mask of an instance placement for masked training (<see cref="Training.MaskFiles"/>): white where the
+    /// subject covers the pixel, black elsewhere, grey at its anti-aliased edge (the rendered coverage).
+    /// </summary>
+    public static Image<L8> RenderMask(DemoSubjectInstance instance, int size = 64)
+    {
+        ArgumentNullException.ThrowIfNull(instance);
+        var (x, y) = Center(instance);
+        var canvas = new Canvas(size, size, (0, 0, 0));
+        canvas.Paint(x, y, instance.HalfExtent, (u, v) => ShapeGeometry.Contains(ClassShape, u, v) ? ((byte)255, (byte)255, (byte)255) : null);
+        using var rgb = canvas.ToImage();
+        return rgb.CloneAs<L8>();
+    }
+
     /// <summary>File name of instance image <paramref name="index"/> ("zwx_00.png").</summary>
     public static string FileName(int index) => $"{Identifier}_{index:00}.png";
 
@@ -136,7 +150,8 @@ public static class DemoSubject
 
     /// <summary>
     /// Writes the instance PNGs into a folder (created if needed), each with its caption sidecar (<see cref="Caption"/>,
-    /// the Colab's "caption file" convention), and returns the image paths.
+    /// the Colab's "caption file" convention) and its subject mask (<see cref="RenderMask"/>, <c>zwx_00-masklabel.png</c>),
+    /// and returns the image paths.
     /// </summary>
     public static IReadOnlyList<string> WriteInstances(string folder, int size = 64)
     {
@@ -149,6 +164,8 @@ public static class DemoSubject
             var path = Path.Combine(folder, FileName(i));
             img.SaveAsPng(path, new PngEncoder { ColorType = PngColorType.Rgb, BitDepth = PngBitDepth.Bit8 });
             File.WriteAllText(Path.Combine(folder, CaptionFileName(i)), Caption(Instances[i]) + "\n");
+            using var mask = RenderMask(Instances[i], size);
+            mask.SaveAsPng(Training.MaskFiles.PathFor(path), new PngEncoder { ColorType = PngColorType.Grayscale, BitDepth = PngBitDepth.Bit8 });
             paths.Add(path);
         }
         return paths;

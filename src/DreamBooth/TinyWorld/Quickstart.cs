@@ -33,6 +33,15 @@ public sealed record QuickstartOptions
     /// <summary>Captioned prior preservation (<see cref="TrainingOptions.ClassPromptsFromCaptions"/>); off by default.</summary>
     public bool ClassPromptsFromCaptions { get; init; }
 
+    /// <summary>
+    /// Masked training (<see cref="TrainingOptions.MaskedLoss"/>) with the demo subject's mask files, outside-the-mask
+    /// weight <see cref="UnmaskedWeight"/>.
+    /// </summary>
+    public bool MaskedLoss { get; init; } = true;
+
+    /// <summary>Loss weight outside the subject masks (<see cref="TrainingOptions.UnmaskedWeight"/>).</summary>
+    public double UnmaskedWeight { get; init; } = 0.1;
+
     /// <summary>Samplers and seeds of the sampler × seed grid.</summary>
     public IReadOnlyList<Sampler> GridSamplers { get; init; } = [Sampler.EulerAncestral, Sampler.DpmPP2M, Sampler.Ddim, Sampler.UniPC];
     public IReadOnlyList<long> GridSeeds { get; init; } = [1, 2, 3, 4];
@@ -148,13 +157,15 @@ public static class Quickstart
             PriorPreservation = o.PriorPreservation,
             NumClassImages = o.ClassImages,
             ClassPromptsFromCaptions = o.ClassPromptsFromCaptions,
+            MaskedLoss = o.MaskedLoss,
+            UnmaskedWeight = o.UnmaskedWeight,
             ClassImageSteps = o.SampleSteps,
             CheckpointEvery = 0,
             KeepCheckpoints = 1,
             Seed = o.Seed,
         });
         log?.Report($"session {session.Folder}");
-        var images = Directory.GetFiles(o.InstanceImages, "*.png").OrderBy(f => f, StringComparer.Ordinal).ToList();
+        var images = Directory.GetFiles(o.InstanceImages, "*.png").Where(f => !MaskFiles.IsMask(f)).OrderBy(f => f, StringComparer.Ordinal).ToList();
         if (images.Count == 0) throw new ModelLoadException(o.InstanceImages, "no demo-subject PNG images here");
         // captions: each image's sidecar .txt where every image has one, else the instance prompt for all
         var sidecars = images.Select(f => Path.ChangeExtension(f, ".txt")).ToList();

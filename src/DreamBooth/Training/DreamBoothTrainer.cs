@@ -219,8 +219,11 @@ public sealed class DreamBoothTrainer
                         context = cachedContext!.index_select(0, torch.tensor(rows.Select(r => (long)r).ToArray()).to(cachedContext!.device));
                     }
                     var dev = Model.Device;
+                    var pixelWeights = options.MaskedLoss && batch.Take(instanceCount).Any(e => e.Mask is not null)
+                        ? torch.cat(batch.Take(instanceCount).Select(e => e.Mask is { } m ? MaskFiles.Weights(m, options.UnmaskedWeight) : torch.ones(1, 1, latents.shape[2], latents.shape[3])).ToList(), 0)
+                        : null;
                     var r = DreamBoothLoss.Compute(unet, schedule, latents.to(dev), noise.to(dev), timesteps.to(dev), context, instanceCount,
-                        options.PriorLossWeight, options.MinSnrGamma);
+                        options.PriorLossWeight, options.MinSnrGamma, pixelWeights);
                     double lossValue = r.Loss.item<float>();
                     if (!double.IsFinite(lossValue))
                     {

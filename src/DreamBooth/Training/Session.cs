@@ -192,7 +192,7 @@ public sealed class DreamBoothSession
         File.Concepts.FirstOrDefault(c => string.Equals(c.Name, name, StringComparison.OrdinalIgnoreCase))
         ?? throw new ArgumentException($"concept '{name}' is not in session '{Name}' (concepts: {string.Join(", ", File.Concepts.Select(c => c.Name))})");
 
-    /// <summary>Instance images of a concept (PNG/JPEG/WebP/BMP files in its folder), sorted by name.</summary>
+    /// <summary>Instance images of a concept (PNG/JPEG/WebP/BMP files in its folder, not <see cref="MaskFiles"/>), sorted by name.</summary>
     public IReadOnlyList<string> InstanceImages(Concept c) => ImagesIn(InstanceFolder(c));
 
     public IReadOnlyList<string> ClassImages(Concept c) => ImagesIn(ClassFolder(c));
@@ -201,7 +201,7 @@ public sealed class DreamBoothSession
 
     static IReadOnlyList<string> ImagesIn(string folder) =>
         Directory.Exists(folder)
-            ? Directory.EnumerateFiles(folder).Where(f => ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()) && !Path.GetFileName(f).StartsWith('.'))
+            ? Directory.EnumerateFiles(folder).Where(f => ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()) && !Path.GetFileName(f).StartsWith('.') && !MaskFiles.IsMask(f))
                 .OrderBy(f => f, StringComparer.Ordinal).ToList()
             : [];
 

@@ -9,8 +9,14 @@ using static TorchSharp.torch;
 
 namespace DreamBooth.Training;
 
-/// <summary>One training image: its cached VAE posterior (mean, std; CPU float32) and its caption's token ids.</summary>
-public sealed record TrainingExample(string Path, string Caption, int Concept, long[] InputIds, Tensor Mean, Tensor Std);
+/// <summary>
+/// One training image: its cached VAE posterior (mean, std; CPU float32), its caption's token ids and, for an instance
+/// image with a mask file when masked training is on, its mask averaged to the latent grid ([1, 1, h, w], CPU float32).
+/// </summary>
+public sealed record TrainingExample(string Path, string Caption, int Concept, long[] InputIds, Tensor Mean, Tensor Std, Tensor? Mask = null)
+{
+    internal void DisposeTensors() { Mean.Dispose(); Std.Dispose(); Mask?.Dispose(); }
+}
 
 /// <summary>
 /// The instance and class examples of a session, encoded once: the VAE is frozen, so each image's posterior is computed a
@@ -48,7 +54,7 @@ public sealed class TrainingData : IDisposable
                 foreach (var f in files)
                 {
                     ct.ThrowIfCancellationRequested();
-                    instances.Add(Encode(f, Caption(f, concept.EffectiveInstancePrompt), c, options.Resolution, vae, tokenizer));
+                    instances.Add(Encode(f, Caption(f, concept.EffectiveInstancePrompt), c, options.Resolution, vae, tokenizer, options.MaskedLoss));
                 }
                 var list = new List<TrainingExample>();
                 if (priorPreservation)
@@ -58,12 +64,14 @@ public sealed class TrainingData : IDisposable
                         list.Add(Encode(f, Caption(f, concept.EffectiveClassPrompt), c, options.Resolution, vae, tokenizer));
                     }
                 classes.Add(list);
-                progress?.Report($"{concept.Name}: {files.Count} instance images, {list.Count} class images encoded");
+                int masked = instances.Count(e => e.Concept == c && e.Mask is not null);
+                progress?.Report($"{concept.Name}: {files.Count} instance images, {list.Count} class images encoded"
+                    + (options.MaskedLoss ? $"; masked loss: {masked} of {files.Count} instance images have a mask ({MaskFiles.Suffix})" + (masked < files.Count ? ", the others train unmasked" : "") : ""));
             }
         }
         catch
         {
-            foreach (var e in instances.Concat(classes.SelectMany(x => x))) { e.Mean.Dispose(); e.Std.Dispose(); }
+            foreach (var e in instances.Concat(classes.SelectMany(x => x))) e.DisposeTensors();
             throw;
         }
         return new TrainingData(instances, classes);
@@ -81,7 +89,7 @@ public sealed class TrainingData : IDisposable
         return fallback;
     }
 
-    static TrainingExample Encode(string path, string caption, int concept, int resolution, AutoencoderKL vae, ClipTokenizer tokenizer)
+    static TrainingExample Encode(string path, string caption, int concept, int resolution, AutoencoderKL vae, ClipTokenizer tokenizer, bool withMask = false)
     {
         Image<Rgb24> image;
         try { image = Image.Load<Rgb24>(path); }
@@ -100,13 +108,17 @@ public sealed class TrainingData : IDisposable
             var mean = dist.Mean.to(ScalarType.Float32).cpu().MoveToOuterDisposeScope();
             var std = dist.Std.to(ScalarType.Float32).cpu().MoveToOuterDisposeScope();
             var ids = tokenizer.EncodeForModel(caption).InputIdsAsLong();
-            return new TrainingExample(path, caption, concept, ids, mean, std);
+            var maskPath = MaskFiles.PathFor(path);
+            var mask = withMask && File.Exists(maskPath)
+                ? MaskFiles.ToLatent(MaskFiles.Load(maskPath, resolution, resolution), mean.shape[2], mean.shape[3]).MoveToOuterDisposeScope()
+                : null;
+            return new TrainingExample(path, caption, concept, ids, mean, std, mask);
         }
     }
 
     public void Dispose()
     {
-        foreach (var e in Instances.Concat(Classes.SelectMany(x => x))) { e.Mean.Dispose(); e.Std.Dispose(); }
+        foreach (var e in Instances.Concat(Classes.SelectMany(x => x))) e.DisposeTensors();
     }
 }
 

@@ -94,6 +94,18 @@ public sealed record TrainingOptions
     /// <summary>Min-SNR-γ loss weighting (Hang et al. 2023); null = off, 5 is the paper's value.</summary>
     public double? MinSnrGamma { get; init; }
 
+    /// <summary>
+    /// Masked training (kohya's <c>--masked_loss</c>, OneTrainer's "masked training"): an instance image with a mask
+    /// file beside it (<c>&lt;name&gt;-masklabel.png</c>, white = the subject, black = the rest; <see cref="MaskFiles"/>)
+    /// has its diffusion loss weighted per latent pixel by <see cref="UnmaskedWeight"/> + (1 − UnmaskedWeight) · mask,
+    /// normalised by the weights' mean, so a small subject is not drowned by its background in the loss. Images without a
+    /// mask and class images train unmasked.
+    /// </summary>
+    public bool MaskedLoss { get; init; }
+
+    /// <summary>With <see cref="MaskedLoss"/>: the loss weight of the pixels outside the mask (0–1; OneTrainer's default 0.1).</summary>
+    public double UnmaskedWeight { get; init; } = 0.1;
+
     /// <summary>Biased timestep sampling (diffusers' <c>--timestep_bias_*</c>); uniform by default.</summary>
     public TimestepBias TimestepBias { get; init; } = new();
 
@@ -136,6 +148,7 @@ public sealed record TrainingOptions
         Check(LrWarmupSteps >= 0, nameof(LrWarmupSteps), $"must be ≥ 0, got {LrWarmupSteps}");
         Check(MaxGradNorm >= 0, nameof(MaxGradNorm), $"must be ≥ 0 (0 = off), got {MaxGradNorm}");
         Check(OffsetNoise >= 0 && OffsetNoise < 1, nameof(OffsetNoise), $"must be in [0, 1), got {OffsetNoise}");
+        Check(UnmaskedWeight is >= 0 and <= 1, nameof(UnmaskedWeight), $"must be in [0, 1] (the loss weight outside the mask; 0.1 is usual), got {UnmaskedWeight}");
         Check(MinSnrGamma is null || MinSnrGamma > 0, nameof(MinSnrGamma), $"must be > 0 (5 is usual) or unset, got {MinSnrGamma}");
         Check(CheckpointEvery >= 0, nameof(CheckpointEvery), $"must be ≥ 0, got {CheckpointEvery}");
         Check(KeepCheckpoints >= 1, nameof(KeepCheckpoints), $"must be ≥ 1, got {KeepCheckpoints}");

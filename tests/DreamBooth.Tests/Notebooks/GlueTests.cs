@@ -143,7 +143,7 @@ public sealed class GlueTests
     {
         using var tmp = TestPaths.NewTempDir("nbimport");
         var src = Directory.CreateDirectory(Path.Combine(tmp.Path, "src")).FullName;
-        foreach (var f in Directory.GetFiles(Path.Combine(TestPaths.RepoRoot, "data", "demo-subject"), "*.png").Take(3))
+        foreach (var f in Directory.GetFiles(Path.Combine(TestPaths.RepoRoot, "data", "demo-subject"), "*.png").Where(f => !DreamBooth.Training.MaskFiles.IsMask(f)).Take(3))
             File.Copy(f, Path.Combine(src, Path.GetFileName(f)));
         File.WriteAllText(Path.Combine(src, "notes.png"), "not a picture");
         var report = new DreamBooth.Imaging.Import.InstanceImageImporter(new DreamBooth.Imaging.Import.ImportOptions { Resolution = 64 })

@@ -1,3 +1,4 @@
+using DreamBooth.Training;
 using DreamBooth.Tests.Infrastructure;
 using DreamBooth.TinyWorld;
 using SixLabors.ImageSharp;
@@ -32,11 +33,51 @@ public class DemoSubjectTests(ITestOutputHelper output)
             var caption = Path.Combine(Folder, DemoSubject.CaptionFileName(i));
             Assert.True(File.Exists(caption), $"{caption} is missing; regenerate with DemoSubject.WriteInstances(\"data/demo-subject\")");
             Assert.Equal(DemoSubject.Caption(DemoSubject.Instances[i]), File.ReadAllText(caption).Trim());
+            var maskPath = MaskFiles.PathFor(path);
+            Assert.True(File.Exists(maskPath), $"{maskPath} is missing; regenerate with DemoSubject.WriteInstances(\"data/demo-subject\")");
+            using var mask = Image.Load<L8>(maskPath);
+            using var freshMask = DemoSubject.RenderMask(DemoSubject.Instances[i]);
+            Assert.True(SameMask(mask, freshMask), $"{maskPath} differs from DemoSubject.RenderMask");
         }
-        Assert.Equal(DemoSubject.Instances.Count, Directory.GetFiles(Folder, "*.png").Length);
+        Assert.Equal(DemoSubject.Instances.Count, Directory.GetFiles(Folder, "*.png").Count(f => !MaskFiles.IsMask(f)));
+        Assert.Equal(DemoSubject.Instances.Count, Directory.GetFiles(Folder, "*" + MaskFiles.Suffix).Length);
         var readme = File.ReadAllText(Path.Combine(Folder, "README.md"));
         Assert.Contains(DemoSubject.Identifier, readme);
         Assert.Contains(DemoSubject.ClassPrompt, readme);
+    }
+
+    static bool SameMask(Image<L8> a, Image<L8> b)
+    {
+        if (a.Width != b.Width || a.Height != b.Height) return false;
+        for (int y = 0; y < a.Height; y++) for (int x = 0; x < a.Width; x++) if (a[x, y] != b[x, y]) return false;
+        return true;
+    }
+
+    [Fact]
+    public void MasksCoverExactlyTheSubject()
+    {
+        // white inside the diamond, black on the background, and the mask's weight is the subject's painted area
+        foreach (var at in DemoSubject.Instances)
+        {
+            using var mask = DemoSubject.RenderMask(at);
+            using var image = DemoSubject.Render(at);
+            var bg = TinyWorldPalette.ToRgb(at.Background);
+            double coverage = 0;
+            int differing = 0;
+            for (int y = 0; y < 64; y++)
+                for (int x = 0; x < 64; x++)
+                {
+                    var m = mask[x, y].PackedValue;
+                    var p = image[x, y];
+                    bool isBackground = p.R == bg.R && p.G == bg.G && p.B == bg.B;
+                    if (isBackground) Assert.Equal(0, m);
+                    else { Assert.True(m > 0, $"subject pixel ({x}, {y}) has mask 0"); differing++; }
+                    coverage += m / 255.0;
+                }
+            double area = ShapeGeometry.Area(DemoSubject.ClassShape) * Math.Pow(at.HalfExtent * 64, 2);
+            Assert.InRange(coverage, 0.95 * area, 1.05 * area);
+            Assert.True(differing >= coverage);
+        }
     }
 
     [Fact]
@@ -45,6 +86,7 @@ public class DemoSubjectTests(ITestOutputHelper output)
         using var dir = TestPaths.NewTempDir("demosubject");
         var paths = DemoSubject.WriteInstances(dir.Path);
         Assert.Equal(10, paths.Count);
+        Assert.All(paths, p => Assert.True(File.Exists(MaskFiles.PathFor(p))));
         using var a = Image.Load<Rgb24>(paths[3]);
         using var b = DemoSubject.RenderInstance(3);
         Assert.True(TinyWorldDatasetTests.SamePixels(a, b));

@@ -1,3 +1,4 @@
+using DreamBooth.Training;
 using DreamBooth.Imaging;
 using DreamBooth.Tests.Infrastructure;
 using DreamBooth.TinyWorld;
@@ -22,11 +23,14 @@ public class QuickstartTests
         Assert.All(r.Import.Imported, i => Assert.Equal(File.ReadAllText(Path.ChangeExtension(i.SourcePath, ".txt")).Trim(), i.Caption));
         Assert.Equal(DemoSubject.Instances.Select(DemoSubject.Caption).Order(), r.Import.Imported.Select(i => i.Caption!).Order());
         Assert.True(r.Import.Imported.Select(i => i.Caption).Distinct().Count() >= 8);
+        // and their subject masks, for the quickstart's masked training
+        Assert.True(options.MaskedLoss);
+        Assert.All(r.Import.Imported, i => Assert.True(File.Exists(i.MaskPath), $"{i.SourcePath}: no mask imported"));
 
         // a folder without caption files trains every image with the instance prompt
         var bare = Path.Combine(dir.Path, "bare");
         Directory.CreateDirectory(bare);
-        foreach (var f in Directory.GetFiles(options.InstanceImages, "*.png").Take(3)) File.Copy(f, Path.Combine(bare, Path.GetFileName(f)));
+        foreach (var f in Directory.GetFiles(options.InstanceImages, "*.png").Where(f => !MaskFiles.IsMask(f)).Take(3)) File.Copy(f, Path.Combine(bare, Path.GetFileName(f)));
         var b = Quickstart.Run(options with { InstanceImages = bare, OutputFolder = Path.Combine(dir.Path, "bare-out") });
         Assert.All(b.Import.Imported, i => Assert.Equal(DemoSubject.InstancePrompt, i.Caption));
         foreach (var f in new[] { r.SamplerSeedGrid, r.RecontextualisationGrid, r.LossChart })

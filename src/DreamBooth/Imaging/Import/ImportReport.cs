@@ -41,6 +41,8 @@ public enum IssueKind
     AlreadyPresent,
     Caption,
     OrphanCaption,
+    OrphanMask,
+    Mask,
     WriteFailed,
 }
 
@@ -86,6 +88,9 @@ public sealed class ImageReport
 
     /// <summary>The caption sidecar written beside the PNG (null when none was written).</summary>
     public string? CaptionPath { get; internal set; }
+
+    /// <summary>The subject mask written beside the PNG (<c>name-masklabel.png</c>; null when the source had none).</summary>
+    public string? MaskPath { get; internal set; }
 
     public string? Caption { get; internal set; }
 

@@ -87,7 +87,8 @@ public sealed class InstanceImageImporter
         Func<string?>? ReadSidecar,
         IssueKind? ProblemKind = null,
         string? Problem = null,
-        IssueSeverity ProblemSeverity = IssueSeverity.Error);
+        IssueSeverity ProblemSeverity = IssueSeverity.Error,
+        Func<long, byte[]>? ReadMask = null);
 
     sealed class FileTooLargeException(long size) : Exception($"{size} bytes")
     {
@@ -95,6 +96,9 @@ public sealed class InstanceImageImporter
     }
 
     static bool IsCaptionFile(string name) => name.EndsWith(".txt", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>A subject mask beside an image (<c>name-masklabel.png</c>, see <see cref="Training.MaskFiles"/>): imported with it.</summary>
+    static bool IsMaskFile(string name) => Training.MaskFiles.IsMask(name);
 
     static bool IsZip(string path)
     {
@@ -162,11 +166,12 @@ public sealed class InstanceImageImporter
     IEnumerable<SourceItem> FromFiles(List<string> files, bool listedOnly)
     {
         var captionFiles = files.Where(IsCaptionFile).ToList();
+        var maskFiles = files.Where(IsMaskFile).ToList();
         var usedCaptions = new HashSet<string>(StringComparer.Ordinal);
         var result = new List<SourceItem>();
         foreach (var f in files)
         {
-            if (IsCaptionFile(f)) continue;
+            if (IsCaptionFile(f) || IsMaskFile(f)) continue;
             var name = Path.GetFileName(f);
             if (!File.Exists(f))
             {
@@ -178,6 +183,10 @@ public sealed class InstanceImageImporter
             var match = captionFiles.FirstOrDefault(c => string.Equals(c, sidecar, StringComparison.OrdinalIgnoreCase));
             if (match == null && !listedOnly && File.Exists(sidecar)) match = sidecar;
             if (match != null) usedCaptions.Add(match);
+            var maskPath = Training.MaskFiles.PathFor(f);
+            var mask = maskFiles.FirstOrDefault(m => string.Equals(m, maskPath, StringComparison.OrdinalIgnoreCase));
+            if (mask == null && !listedOnly && File.Exists(maskPath)) mask = maskPath;
+            if (mask != null) usedCaptions.Add(mask);
             long len = 0;
             try { len = new FileInfo(f).Length; } catch (IOException) { }
             result.Add(new SourceItem(f, name, len,
@@ -187,14 +196,27 @@ public sealed class InstanceImageImporter
                     if (fi.Length > max) throw new FileTooLargeException(fi.Length);
                     return File.ReadAllBytes(f);
                 },
-                match == null ? null : () => ReadSmallText(match)));
+                match == null ? null : () => ReadSmallText(match),
+                ReadMask: mask == null ? null : max => ReadSmallFile(mask, max)));
         }
         foreach (var c in captionFiles.Where(c => !usedCaptions.Contains(c)))
             result.Add(new SourceItem(c, Path.GetFileName(c), null, null, null, IssueKind.OrphanCaption,
                 $"caption file with no image named '{Path.GetFileNameWithoutExtension(c)}.*' beside it; ignored", IssueSeverity.Info));
+        foreach (var m in maskFiles.Where(m => !usedCaptions.Contains(m)))
+            result.Add(new SourceItem(m, Path.GetFileName(m), null, null, null, IssueKind.OrphanMask, OrphanMaskMessage(Path.GetFileName(m)), IssueSeverity.Info));
         // Keep input order: images and orphan captions interleaved by path.
         var order = files.Select((f, i) => (f, i)).ToDictionary(t => t.f, t => t.i, StringComparer.Ordinal);
         return result.OrderBy(r => order.GetValueOrDefault(r.DisplayPath, int.MaxValue));
+    }
+
+    static string OrphanMaskMessage(string maskName) =>
+        $"mask file with no image named '{maskName[..^Training.MaskFiles.Suffix.Length]}.*' beside it; ignored";
+
+    static byte[] ReadSmallFile(string path, long max)
+    {
+        var fi = new FileInfo(path);
+        if (fi.Length > max) throw new FileTooLargeException(fi.Length);
+        return File.ReadAllBytes(path);
     }
 
     static string ReadSmallText(string path)
@@ -238,7 +260,7 @@ public sealed class InstanceImageImporter
                     "macOS metadata (resource fork) stored in the zip; ignored", IssueSeverity.Info)));
                 continue;
             }
-            if (IsCaptionFile(e.Name)) continue;
+            if (IsCaptionFile(e.Name) || IsMaskFile(e.Name)) continue;
             var stemPath = e.FullName[..^Path.GetExtension(e.Name).Length];
             Func<string?>? sidecar = null;
             if (byName.TryGetValue(stemPath + ".txt", out var cap))
@@ -246,8 +268,14 @@ public sealed class InstanceImageImporter
                 used.Add(cap.FullName);
                 sidecar = () => ReadZipText(cap);
             }
+            Func<long, byte[]>? readMask = null;
+            if (byName.TryGetValue(stemPath + Training.MaskFiles.Suffix, out var maskEntry))
+            {
+                used.Add(maskEntry.FullName);
+                readMask = max => ReadZipEntry(maskEntry, max);
+            }
             var entry = e;
-            result.Add((i, new SourceItem(display, e.Name, e.Length, max => ReadZipEntry(entry, max), sidecar)));
+            result.Add((i, new SourceItem(display, e.Name, e.Length, max => ReadZipEntry(entry, max), sidecar, ReadMask: readMask)));
         }
         for (int i = 0; i < entries.Count; i++)
         {
@@ -255,6 +283,8 @@ public sealed class InstanceImageImporter
             if (IsCaptionFile(e.Name) && !used.Contains(e.FullName))
                 result.Add((i, new SourceItem($"{zipPath}!/{e.FullName}", e.Name, null, null, null, IssueKind.OrphanCaption,
                     $"caption file with no image named '{Path.GetFileNameWithoutExtension(e.Name)}.*' beside it; ignored", IssueSeverity.Info)));
+            else if (IsMaskFile(e.Name) && !used.Contains(e.FullName))
+                result.Add((i, new SourceItem($"{zipPath}!/{e.FullName}", e.Name, null, null, null, IssueKind.OrphanMask, OrphanMaskMessage(e.Name), IssueSeverity.Info)));
         }
         return result.OrderBy(t => t.Order).Select(t => t.Item).ToList();
     }
@@ -449,6 +479,7 @@ public sealed class InstanceImageImporter
                 "blurry: sharpness {0:F1} is below {1:F0} (variance of the Laplacian at {2} px; ImportOptions.BlurThreshold); users got better results after removing blurry photos",
                 sharp, Options.BlurThreshold, BlurDetector.AnalysisSide(Options.Resolution)));
         int res = Options.Resolution;
+        var maskPng = item.ReadMask is null ? null : CropMask(item.ReadMask, box, w, h, res, r);
         square.Mutate(c => c.Resize(new ResizeOptions
         {
             Size = new Size(res, res),
@@ -487,7 +518,48 @@ public sealed class InstanceImageImporter
             AtomicFile.WriteAllText(capPath, caption);
             r.CaptionPath = capPath;
         }
+        if (maskPng is not null)
+        {
+            var maskPath = Path.Combine(dest, outName + Training.MaskFiles.Suffix);
+            AtomicFile.WriteAllBytes(maskPath, maskPng);
+            r.MaskPath = maskPath;
+        }
         r.Status = ImportStatus.Imported;
+    }
+
+    /// <summary>
+    /// The image's mask, oriented by its own EXIF tag, cropped with the image's box and resized like it, as a grey-scale
+    /// PNG; null (with a warning: the image then trains unmasked) when it is unreadable or not the image's size.
+    /// </summary>
+    byte[]? CropMask(Func<long, byte[]> read, CropBox box, int width, int height, int resolution, ImageReport r)
+    {
+        Image<L8> mask;
+        try
+        {
+            using var ms = new MemoryStream(read(Options.MaxFileBytes), writable: false);
+            mask = Image.Load<L8>(Config, ms);
+        }
+        catch (Exception ex) when (ex is UnknownImageFormatException or InvalidImageContentException or NotSupportedException or IOException or FileTooLargeException)
+        {
+            r.Add(IssueSeverity.Warning, IssueKind.Mask, $"its mask ({Training.MaskFiles.Suffix}) could not be read ({ex.Message}); imported without a mask, so masked training treats it as unmasked. Re-export the mask as a grey-scale PNG");
+            return null;
+        }
+        using (mask)
+        {
+            mask.Mutate(c => c.AutoOrient());
+            if (mask.Width != width || mask.Height != height)
+            {
+                r.Add(IssueSeverity.Warning, IssueKind.Mask, string.Format(CultureInfo.InvariantCulture,
+                    "its mask is {0}x{1} but the image is {2}x{3}; imported without a mask (masked training treats it as unmasked). A mask must have its image's size",
+                    mask.Width, mask.Height, width, height));
+                return null;
+            }
+            mask.Mutate(c => c.Crop(new Rectangle(box.X, box.Y, box.Size, box.Size))
+                .Resize(new ResizeOptions { Size = new Size(resolution, resolution), Mode = ResizeMode.Stretch, Sampler = KnownResamplers.Triangle }));
+            using var outStream = new MemoryStream();
+            mask.Save(outStream, new PngEncoder { ColorType = PngColorType.Grayscale, BitDepth = PngBitDepth.Bit8 });
+            return outStream.ToArray();
+        }
     }
 
     /// <summary>Takes the first frame, applies EXIF orientation and composites transparency onto white.</summary>
