@@ -17,7 +17,7 @@ public static class ImagesCommand
     static Command CreateAdd()
     {
         var session = new Argument<string>("session") { Description = "The session folder." };
-        var paths = new Argument<string[]>("paths") { Description = "Image files, folders (their top-level files) or .zip archives.", Arity = ArgumentArity.OneOrMore };
+        var paths = new Argument<string[]>("paths") { Description = "Image files, folders (their top-level files) or .zip archives; a name.txt beside an image is its caption, a name-masklabel.png its subject mask (for train --masked-loss).", Arity = ArgumentArity.OneOrMore };
         var concept = new Option<string?>("--concept") { Description = "Concept name (default: the session's only concept)." };
         var crop = new Option<string>("--crop") { Description = "center, or smart (the most detailed square window).", DefaultValueFactory = _ => "smart" };
         var caption = new Option<string>("--caption-mode") { Description = "sidecar (a .txt beside the image, else the file name), filename, or prompt (--instance-prompt for all).", DefaultValueFactory = _ => "sidecar" };

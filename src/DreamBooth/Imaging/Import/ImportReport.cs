@@ -137,6 +137,7 @@ public sealed class ImageReport
             if (Sharpness is { } s) sb.Append(inv, $", sharpness {s:F0}");
             if (Width > 0) sb.Append(')');
             if (Caption != null) sb.Append(inv, $", caption \"{Caption}\" ({CaptionSource switch { Import.CaptionSource.Sidecar => "caption file", Import.CaptionSource.FileName => "file name", _ => "instance prompt" }})");
+            if (MaskPath != null) sb.Append(", with its mask");
         }
         else
         {

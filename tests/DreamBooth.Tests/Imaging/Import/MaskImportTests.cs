@@ -39,6 +39,8 @@ public class MaskImportTests
         var withMask = Assert.Single(report.Images, i => i.MaskPath is not null);
         Assert.Equal(Path.Combine(dst.Path, "zwx (1)" + MaskFiles.Suffix), withMask.MaskPath);
         Assert.Null(report.Images.Single(i => i != withMask).MaskPath);
+        Assert.Contains("with its mask", withMask.ToText());
+        Assert.DoesNotContain("with its mask", report.Images.Single(i => i != withMask).ToText());
         using var mask = Image.Load<L8>(withMask.MaskPath!);
         Assert.Equal(64, mask.Width);
         Assert.Equal(64, mask.Height);
