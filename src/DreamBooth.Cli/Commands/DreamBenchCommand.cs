@@ -13,7 +13,7 @@ public static class DreamBenchCommand
         var steps = new Option<int?>("--steps") { Description = "DreamBooth steps (default: the quickstart's)." };
         var seeds = new Option<int>("--seeds") { Description = "Seeds per prompt.", DefaultValueFactory = _ => 3 };
         var trainSeeds = new Option<string?>("--train-seeds") { Description = "Comma-separated DreamBooth training seeds; each DreamBooth row is their mean (default: the quickstart's seed, 1234). The scores vary a lot with the seed." };
-        var classFromCaptions = new Option<bool>("--class-prompts-from-captions") { Description = "Captioned prior preservation: class images from the instance captions minus the identifier (see train --class-prompts-from-captions)." };
+        var classFromCaptions = new Option<bool?>("--class-prompts-from-captions") { Description = "Captioned prior preservation: class images from the instance captions minus the identifier (true/false; default: the quickstart's; see train --class-prompts-from-captions)." };
         var masked = new Option<bool?>("--masked-loss") { Description = "Masked training with the demo subject's masks (default: the quickstart's, true; see train --masked-loss)." };
         var unmaskedWeight = new Option<double?>("--unmasked-weight") { Description = "Loss weight outside the masks (default 0.1)." };
         var cmd = new Command("dreambench", "Mini DreamBench: subject fidelity, prompt fidelity and leakage for the base model and DreamBooth without / with prior preservation.")
@@ -28,7 +28,7 @@ public static class DreamBenchCommand
             if (pr.GetValue(steps) is int s) training = training with { Steps = s };
             training = training with
             {
-                ClassPromptsFromCaptions = pr.GetValue(classFromCaptions),
+                ClassPromptsFromCaptions = pr.GetValue(classFromCaptions) ?? training.ClassPromptsFromCaptions,
                 MaskedLoss = pr.GetValue(masked) ?? training.MaskedLoss,
                 UnmaskedWeight = pr.GetValue(unmaskedWeight) ?? training.UnmaskedWeight,
             };

@@ -16,10 +16,12 @@ public static class QuickstartCommand
         var teLr = new Option<double?>("--text-encoder-lr") { Description = "Text-encoder learning rate (default: QuickstartOptions.TextEncoderLearningRate)." };
         var teSteps = new Option<int?>("--text-encoder-steps") { Description = "Steps during which the text encoder trains too." };
         var prior = new Option<bool>("--no-prior-preservation") { Description = "Train without class images (to see leakage)." };
+        var masked = new Option<bool?>("--masked-loss") { Description = "Masked training with the demo subject's masks (true/false; default true)." };
+        var classFromCaptions = new Option<bool?>("--class-prompts-from-captions") { Description = "Class images from the instance captions minus the identifier (true/false; default: QuickstartOptions)." };
         var smoke = new Option<bool>("--smoke") { Description = "A reduced run (a few steps) that only checks that everything works." };
         var cmd = new Command("quickstart", "DreamBooth on the embedded tiny model: session, demo subject, prior preservation, training, grids and loss chart.")
         {
-            output, model, steps, lr, teLr, teSteps, prior, smoke,
+            output, model, steps, lr, teLr, teSteps, prior, masked, classFromCaptions, smoke,
         };
         cmd.SetAction(pr =>
         {
@@ -48,6 +50,8 @@ public static class QuickstartCommand
                 o = o with { TextEncoderSteps = ts };
             }
             if (pr.GetValue(prior)) o = o with { PriorPreservation = false };
+            if (pr.GetValue(masked) is bool m) o = o with { MaskedLoss = m };
+            if (pr.GetValue(classFromCaptions) is bool c) o = o with { ClassPromptsFromCaptions = c };
             var bar = ConsoleProgressBar.ForStderr("dreambooth");
             var result = Quickstart.Run(o,
                 new InlineProgress<string>(m => Cli.Err.WriteLine(m)),

@@ -30,8 +30,12 @@ public sealed record QuickstartOptions
     public bool PriorPreservation { get; init; } = true;
     public long Seed { get; init; } = 1234;
 
-    /// <summary>Captioned prior preservation (<see cref="TrainingOptions.ClassPromptsFromCaptions"/>); off by default.</summary>
-    public bool ClassPromptsFromCaptions { get; init; }
+    /// <summary>
+    /// Captioned prior preservation (<see cref="TrainingOptions.ClassPromptsFromCaptions"/>): each class image is made
+    /// from an instance caption minus the identifier. On by default: with masked training it gave the best mini-DreamBench
+    /// result (README), and it removes leakage.
+    /// </summary>
+    public bool ClassPromptsFromCaptions { get; init; } = true;
 
     /// <summary>
     /// Masked training (<see cref="TrainingOptions.MaskedLoss"/>) with the demo subject's mask files, outside-the-mask
