@@ -29,13 +29,7 @@ public static class MaskFiles
     /// </summary>
     public static Tensor Load(string maskPath, int width, int height)
     {
-        Image<L8> mask;
-        try { mask = Image.Load<L8>(maskPath); }
-        catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException or IOException or NotSupportedException)
-        {
-            throw new ModelLoadException(maskPath, $"cannot read this mask ({e.Message}); fix or delete it (a mask is a grey-scale PNG: white = the subject, black = the rest)", e);
-        }
-        using (mask)
+        using (var mask = TrainingData.ReadImage<L8>(maskPath, "mask", "fix or delete it (a mask is a grey-scale PNG: white = the subject, black = the rest)"))
         {
             if (mask.Width != width || mask.Height != height)
                 throw new ModelLoadException(maskPath, $"mask is {mask.Width}×{mask.Height} but its image is {width}×{height}; a mask must be cropped and resized exactly as its image (import both with `dreambooth images add`, which does so)");

@@ -91,13 +91,7 @@ public sealed class TrainingData : IDisposable
 
     static TrainingExample Encode(string path, string caption, int concept, int resolution, AutoencoderKL vae, ClipTokenizer tokenizer, bool withMask = false)
     {
-        Image<Rgb24> image;
-        try { image = Image.Load<Rgb24>(path); }
-        catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException or IOException or NotSupportedException)
-        {
-            throw new ModelLoadException(path, $"cannot read this training image ({e.Message}); remove it or re-import it with `dreambooth images add`", e);
-        }
-        using (image)
+        using (var image = ReadImage<Rgb24>(path, "training image", "remove it or re-import it with `dreambooth images add`"))
         {
             if (image.Width != resolution || image.Height != resolution)
                 throw new ModelLoadException(path, $"image is {image.Width}×{image.Height} but the training resolution is {resolution}×{resolution}; import it with `dreambooth images add` (which crops and resizes) or set the session's resolution");
@@ -113,6 +107,16 @@ public sealed class TrainingData : IDisposable
                 ? MaskFiles.ToLatent(MaskFiles.Load(maskPath, resolution, resolution), mean.shape[2], mean.shape[3]).MoveToOuterDisposeScope()
                 : null;
             return new TrainingExample(path, caption, concept, ids, mean, std, mask);
+        }
+    }
+
+    /// <summary>Decodes an image file; an unreadable one is a <see cref="ModelLoadException"/> naming the file, what it is and the fix.</summary>
+    internal static Image<TPixel> ReadImage<TPixel>(string path, string what, string fix) where TPixel : unmanaged, IPixel<TPixel>
+    {
+        try { return Image.Load<TPixel>(path); }
+        catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException or IOException or NotSupportedException)
+        {
+            throw new ModelLoadException(path, $"cannot read this {what} ({e.Message}); {fix}", e);
         }
     }
 

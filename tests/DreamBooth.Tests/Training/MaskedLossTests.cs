@@ -12,7 +12,7 @@ namespace DreamBooth.Tests.Training;
 [Collection(DreamBooth.Tests.Infrastructure.CustomAutogradCollection.Name)]
 public class MaskedLossTests
 {
-    static readonly Concept Subject = new() { Name = "zwx", Identifier = "zwx", ClassNoun = "dog" };
+    static Concept Subject => TrainerTests.Subject;
 
     static void WriteMasks(DreamBoothSession s)
     {

@@ -11,7 +11,7 @@ namespace DreamBooth.Tests.Training;
 [Collection(DreamBooth.Tests.Infrastructure.CustomAutogradCollection.Name)]
 public class TrainerTests
 {
-    static readonly Concept Subject = new() { Name = "zwx", Identifier = "zwx", ClassNoun = "dog" };
+    internal static readonly Concept Subject = new() { Name = "zwx", Identifier = "zwx", ClassNoun = "dog" };
 
     public static TrainingOptions Tiny(int steps = 4) => new()
     {
