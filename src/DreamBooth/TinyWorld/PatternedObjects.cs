@@ -44,6 +44,21 @@ public static class PatternedObjects
     }
 
     /// <summary>
+    /// The same object (shape, pattern, colours, placement) on another background, deterministic from
+    /// (<paramref name="seed"/>, <paramref name="index"/>): a palette colour that is neither its background nor one of
+    /// its colours, so the two renderings agree exactly on the object's pixels and nowhere else (the pairs of the
+    /// VAE's latent-paste term, <see cref="Pretraining.PretrainOptions.VaePasteWeight"/>).
+    /// </summary>
+    public static PatternedObject OnOtherBackground(PatternedObject o, long seed, int index)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        var rng = new SplitMix64(unchecked(((ulong)seed << 32) ^ (ulong)(uint)index ^ 0x6F74_6865_7262_6721UL));
+        var taken = new[] { o.Background, o.First, o.Second, o.Third };
+        var free = Enum.GetValues<NamedColor>().Where(c => !taken.Contains(c)).ToArray();
+        return o with { Background = free[rng.Next(free.Length)] };
+    }
+
+    /// <summary>
     /// True for anything with the demo subject's look: a quadrant-patterned diamond in any colours (the subject's layout;
     /// near colours such as orange/purple would score as the subject), or a quadrant pattern in the subject's two
     /// colours on any shape.

@@ -30,6 +30,30 @@ public class PatternedObjectsTests
     }
 
     [Fact]
+    public void TheSameObjectOnAnotherBackgroundAgreesExactlyOnTheObjectsPixels()
+    {
+        foreach (var i in Enumerable.Range(0, 100))
+        {
+            var o = PatternedObjects.Sample(9, i);
+            var other = PatternedObjects.OnOtherBackground(o, 9, i);
+            Assert.Equal(other, PatternedObjects.OnOtherBackground(o, 9, i));
+            // only the background changes, to a colour the object does not show
+            Assert.Equal(o with { Background = other.Background }, other);
+            Assert.DoesNotContain(other.Background, new[] { o.Background, o.First, o.Second, o.Third });
+        }
+        // several backgrounds occur for one object across indices
+        var first = PatternedObjects.Sample(9, 0);
+        Assert.True(Enumerable.Range(0, 40).Select(i => PatternedObjects.OnOtherBackground(first, 9, i).Background).Distinct().Count() >= 3);
+        // the renderings agree inside the outline and differ outside it
+        var p = PatternedObjects.Sample(9, 1);
+        using var a = PatternedObjects.Render(p);
+        using var b = PatternedObjects.Render(PatternedObjects.OnOtherBackground(p, 9, 1));
+        Assert.NotEqual(a[0, 0], b[0, 0]);
+        int cx = (int)(p.CenterX * 64), cy = (int)(p.CenterY * 64);
+        Assert.Equal(a[cx, cy], b[cx, cy]);
+    }
+
+    [Fact]
     public void CaptionsNameShapePositionAndBackgroundButNoColour()
     {
         var o = new PatternedObject(ShapeKind.Cross, ObjectPattern.Stripes, NamedColor.Red, NamedColor.White, NamedColor.Blue, 0.8, 0.2, 0.12, NamedColor.Orange);

@@ -143,7 +143,8 @@ public static class TinyModelExport
         var inv = CultureInfo.InvariantCulture;
         string Training(int steps, double lr) =>
             $"{steps} AdamW steps of {o.VaeBatchSize} images, lr {lr.ToString(inv)} (warm-up {o.WarmupSteps}, cosine), L1 + MSE reconstruction (object pixels ×{(1 + o.VaeObjectWeight).ToString(inv)}) + {o.VaeKlWeight.ToString(inv)}·KL"
-            + (o.VaePatternFraction > 0 ? $"; {o.VaePatternFraction.ToString("P0", inv)} of each batch are uncaptioned multi-coloured objects (`PatternedObjects`: checkers, halves, stripes, rings, dots — never the demo subject's look) so the autoencoder keeps colour detail the captioned scenes never show" : "");
+            + (o.VaePatternFraction > 0 ? $"; {o.VaePatternFraction.ToString("P0", inv)} of each batch are uncaptioned multi-coloured objects (`PatternedObjects`: checkers, halves, stripes, rings, dots — never the demo subject's look) so the autoencoder keeps colour detail the captioned scenes never show" : "")
+            + (o.VaePasteWeight > 0 && o.VaePatternFraction > 0 ? $"; plus {o.VaePasteWeight.ToString(inv)}× the latent-paste term (each patterned object's latents pasted into the latents of the same object rendered on another background must decode to it there, so an object's code does not depend on its surroundings)" : "");
         var end = o.InitFrom is not null ? "; then frozen, latents cached, scaling_factor kept from the continued model." : "; then frozen, latents cached, scaling_factor = 1/std of the latents.";
         if (o.VaeFrom is null) return $"2. VAE: {Training(o.VaeSteps, o.VaeLearningRate)}{end}";
         var from = $"2. VAE: loaded from `{Path.GetFileName(o.VaeFrom.TrimEnd('/', '\\'))}` (see that model's recipe)";
@@ -255,6 +256,7 @@ public static class TinyModelExport
         if (o.UnetPatternFraction != d.UnetPatternFraction && o.UnetSteps > 0) parts.Add($"--unet-pattern-fraction {o.UnetPatternFraction.ToString(inv)}");
         if (o.UnetPatternColourWords && o.UnetSteps > 0) parts.Add("--unet-pattern-colours true");
         if (o.VaeAnchorWeight != d.VaeAnchorWeight) parts.Add($"--vae-anchor-weight {o.VaeAnchorWeight.ToString(inv)}");
+        if (o.VaePasteWeight != d.VaePasteWeight) parts.Add($"--vae-paste-weight {o.VaePasteWeight.ToString(inv)}");
         if (o.InitFrom is not null) parts.Add($"--init-from {Path.GetFileName(o.InitFrom.TrimEnd('/', '\\'))}");
         parts.Add($"--text-pretrain-steps {o.TextPretrainSteps} --unet-steps {o.UnetSteps}");
         if (o.Prediction != d.Prediction) parts.Add($"--prediction {(o.Prediction == Sampling.PredictionType.VPrediction ? "v" : "epsilon")}");

@@ -96,6 +96,7 @@ public static class TinyWorldPretraining
         // 2. VAE (its batches mix the scenes with uncaptioned multi-coloured objects, see PatternedObjects)
         bool trainsVae = options.VaeFrom is null ? options.VaeSteps > 0 : options.VaeContinueSteps > 0;
         using var patterns = trainsVae && options.VaePatternFraction > 0 ? RenderPatterns(options.Seed, options.TrainSamples, progress, total, cancellationToken) : null;
+        using var pasted = patterns is not null && options.VaePasteWeight > 0 ? RenderPatterns(options.Seed, options.TrainSamples, progress, total, cancellationToken, otherBackground: true) : null;
         using var vae = new AutoencoderKL(TinyModelConfigs.Vae(options));
         double vaeLoss;
         if (options.VaeFrom is { } vaeFolder)
@@ -108,13 +109,13 @@ public static class TinyWorldPretraining
             {
                 // the loaded VAE's latents of the scenes, to anchor the continued encoder to (UNet compatibility)
                 using var anchor = options.VaeAnchorWeight > 0 ? EncodeLatents(vae, pixels, progress, total, cancellationToken).Latents : null;
-                vaeLoss = TrainVae(vae, pixels, patterns, anchor, options, options.VaeContinueSteps, options.VaeContinueLearningRate, gen, progress, total, cancellationToken);
+                vaeLoss = TrainVae(vae, pixels, patterns, pasted, anchor, options, options.VaeContinueSteps, options.VaeContinueLearningRate, gen, progress, total, cancellationToken);
             }
         }
         else
         {
             InitNorms(vae);
-            vaeLoss = TrainVae(vae, pixels, patterns, null, options, options.VaeSteps, options.VaeLearningRate, gen, progress, total, cancellationToken);
+            vaeLoss = TrainVae(vae, pixels, patterns, pasted, null, options, options.VaeSteps, options.VaeLearningRate, gen, progress, total, cancellationToken);
         }
         MakePosteriorDeterministic(vae);
         vae.eval();
@@ -199,9 +200,17 @@ public static class TinyWorldPretraining
     static Tensor RenderAll(TinyWorldDataset dataset, IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct) =>
         Render(dataset.Count, dataset.Options.ImageSize, i => dataset[i].Render(), progress, clock, ct);
 
-    /// <summary>Renders <paramref name="count"/> <see cref="PatternedObjects"/> of stream <paramref name="seed"/> to uint8 [N, 3, 64, 64].</summary>
-    static Tensor RenderPatterns(long seed, int count, IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct) =>
-        Render(count, 64, i => PatternedObjects.Render(PatternedObjects.Sample(seed, i)), progress, clock, ct);
+    /// <summary>
+    /// Renders <paramref name="count"/> <see cref="PatternedObjects"/> of stream <paramref name="seed"/> to uint8
+    /// [N, 3, 64, 64]; with <paramref name="otherBackground"/> each on its second background
+    /// (<see cref="PatternedObjects.OnOtherBackground"/>).
+    /// </summary>
+    static Tensor RenderPatterns(long seed, int count, IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct, bool otherBackground = false) =>
+        Render(count, 64, i =>
+        {
+            var o = PatternedObjects.Sample(seed, i);
+            return PatternedObjects.Render(otherBackground ? PatternedObjects.OnOtherBackground(o, seed, i) : o);
+        }, progress, clock, ct);
 
     /// <summary>Renders images 0..n−1 (each size×size) into one uint8 tensor [n, 3, size, size], reporting the Render stage.</summary>
     static Tensor Render(int n, int size, Func<int, Image<Rgb24>> render, IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct)
@@ -247,9 +256,10 @@ public static class TinyWorldPretraining
     /// Trains (or continues) the autoencoder: L1 + L2 reconstruction with object pixels weighted ×(1 + VaeObjectWeight),
     /// a tiny KL term, batches of scenes plus <see cref="PretrainOptions.VaePatternFraction"/> patterned objects, and —
     /// with <paramref name="anchor"/> (the loaded VAE's latents of <paramref name="pixels"/>) — a penalty on the drift of
-    /// the scenes' latents.
+    /// the scenes' latents, and — with <paramref name="pasted"/> (the patterned objects on their second background) — the
+    /// latent-paste term (<see cref="PretrainOptions.VaePasteWeight"/>, <see cref="PasteLoss"/>).
     /// </summary>
-    static double TrainVae(AutoencoderKL vae, Tensor pixels, Tensor? patterns, Tensor? anchor, PretrainOptions o, int steps, double learningRate, torch.Generator gen,
+    static double TrainVae(AutoencoderKL vae, Tensor pixels, Tensor? patterns, Tensor? pasted, Tensor? anchor, PretrainOptions o, int steps, double learningRate, torch.Generator gen,
         IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct)
     {
         vae.train();
@@ -267,8 +277,12 @@ public static class TinyWorldPretraining
             int nScene = o.VaeBatchSize - nPattern;
             var idx = torch.randint(n, [nScene], dtype: ScalarType.Int64, generator: gen);
             var x = ToSigned(pixels.index_select(0, idx));
+            Tensor? patternIdx = null;
             if (nPattern > 0)
-                x = torch.cat([x, ToSigned(patterns!.index_select(0, torch.randint(patterns.shape[0], [nPattern], dtype: ScalarType.Int64, generator: gen)))], 0);
+            {
+                patternIdx = torch.randint(patterns!.shape[0], [nPattern], dtype: ScalarType.Int64, generator: gen);
+                x = torch.cat([x, ToSigned(patterns.index_select(0, patternIdx))], 0);
+            }
             var posterior = vae.Encode(x);
             // reconstruct from the posterior mean: with a KL weight this small the posterior collapses to its mean
             // anyway, and sampling (std ≈ 1 at initialisation) would only blur the decoder for the first thousands of steps
@@ -281,6 +295,8 @@ public static class TinyWorldPretraining
             var loss = rec + o.VaeKlWeight * kl;
             if (anchor is not null && nScene > 0)
                 loss = loss + o.VaeAnchorWeight * (posterior.Mean[..nScene] - anchor.index_select(0, idx)).pow(2).mean();
+            if (pasted is not null && patternIdx is not null)
+                loss = loss + o.VaePasteWeight * PasteLoss(vae, x[nScene..], posterior.Mean[nScene..], ToSigned(pasted.index_select(0, patternIdx)), o.VaeObjectWeight);
             opt.ZeroGrad();
             loss.backward();
             GradClip.ClipGradNorm(parameters, o.MaxGradNorm);
@@ -293,6 +309,25 @@ public static class TinyWorldPretraining
         }
         opt.ZeroGrad();
         return tail.Count == 0 ? double.NaN : tail.Average();
+    }
+
+    /// <summary>
+    /// The latent-paste term: <paramref name="x"/> and <paramref name="other"/> show the same objects on two backgrounds
+    /// (images in [-1, 1], <paramref name="latents"/> = the encoder's means of <paramref name="x"/>). The objects' pixels
+    /// are where the two agree; their coverage of each latent pixel (area average) mixes the latents of
+    /// <paramref name="x"/> into those of <paramref name="other"/>, and the decoded mix must reproduce
+    /// <paramref name="other"/> (L1 + MSE, object pixels weighted like the reconstruction). Gradients reach the encoder
+    /// (object codes that do not depend on their surroundings) and the decoder (that draws such a code on any background).
+    /// </summary>
+    internal static Tensor PasteLoss(AutoencoderKL vae, Tensor x, Tensor latents, Tensor other, double objectWeight)
+    {
+        var agree = (x - other).abs().sum(1, keepdim: true).lt(1e-3).to(ScalarType.Float32);
+        int factor = (int)(x.shape[2] / latents.shape[2]);
+        var coverage = nn.functional.avg_pool2d(agree, factor, factor);
+        var mixed = coverage * latents + (1 - coverage) * vae.Encode(other).Mean;
+        var diff = vae.Decode(mixed) - other;
+        var weight = 1.0f + (float)objectWeight * agree;
+        return ((diff.abs() + diff.pow(2)) * weight).mean() / weight.mean();
     }
 
     /// <summary>

@@ -3,6 +3,7 @@ using DreamBooth.Loading;
 using DreamBooth.Pipelines;
 using DreamBooth.Sampling;
 using DreamBooth.Tests.Infrastructure;
+using DreamBooth.TinyWorld;
 using DreamBooth.TinyWorld.Pretraining;
 using TorchSharp;
 
@@ -219,6 +220,51 @@ public class TinyWorldPretrainingTests
         Assert.True(anchoredDrift < 0.5 * freeDrift, $"anchored latent drift {anchoredDrift:E2} vs free {freeDrift:E2}");
     }
 
+    [Fact]
+    public void PasteLossIsTheReconstructionWhenNothingIsPastedAndGrowsWhenCodesDependOnTheirSurroundings()
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(3);
+        using var vae = new global::DreamBooth.Models.Vae.AutoencoderKL(TinyModelConfigs.Vae(Tiny));
+        var o = PatternedObjects.Sample(11, 0);
+        using var a = PatternedObjects.Render(o);
+        using var b = PatternedObjects.Render(PatternedObjects.OnOtherBackground(o, 11, 0));
+        var xa = global::DreamBooth.Imaging.ImageTensor.ToTensor(a).unsqueeze(0);
+        var xb = global::DreamBooth.Imaging.ImageTensor.ToTensor(b).unsqueeze(0);
+        using var noGrad = torch.no_grad();
+        // pasting an image into itself mixes a latent with itself: the term is the plain weighted reconstruction
+        var za = vae.Encode(xa).Mean;
+        var self = TinyWorldPretraining.PasteLoss(vae, xa, za, xa, 9).item<float>();
+        var diff = vae.Decode(za) - xa;
+        Assert.Equal(((diff.abs() + diff.pow(2)) * 10).mean().item<float>() / 10, self, 4);
+        // into the other background: the object's code is taken from xa, the background's from xb, the target is xb;
+        // a decoder that ignores the pasted code (here: the latent of xb itself) would score exactly xb's reconstruction
+        var pasted = TinyWorldPretraining.PasteLoss(vae, xa, za, xb, 9).item<float>();
+        Assert.True(float.IsFinite(pasted) && pasted > 0);
+        var zb = vae.Encode(xb).Mean;
+        var ownB = TinyWorldPretraining.PasteLoss(vae, xb, zb, xb, 9).item<float>();
+        Assert.NotEqual(ownB, pasted, 5);
+    }
+
+    [Fact]
+    public void VaeContinuationWithThePasteTermRunsAndRecordsIt()
+    {
+        using var dir = TestPaths.NewTempDir("pretrain-paste");
+        var first = Path.Combine(dir.Path, "first");
+        TinyWorldPretraining.Run(Tiny, first);
+        var pasted = Path.Combine(dir.Path, "pasted");
+        var o = Tiny with { VaeFrom = first, InitFrom = first, VaeContinueSteps = 4, VaeAnchorWeight = 1, VaePasteWeight = 1, TextPretrainSteps = 0, UnetSteps = 0 };
+        var result = TinyWorldPretraining.Run(o, pasted);
+        Assert.True(double.IsFinite(result.FinalVaeLoss));
+        using (var a = StableDiffusionModel.FromPretrained(first))
+        using (var b = StableDiffusionModel.FromPretrained(pasted))
+            Assert.False(a.Vae.state_dict()["encoder.conv_in.weight"].allclose(b.Vae.state_dict()["encoder.conv_in.weight"]));
+        // the recipe names the term and the command that repeats it
+        var card = File.ReadAllText(Path.Combine(pasted, "README.md"));
+        Assert.Contains("latent-paste term", card);
+        Assert.Contains("--vae-paste-weight 1", card);
+    }
+
     [Theory]
     [InlineData("VaeNormGroups")]
     [InlineData("UnetHeads")]
@@ -230,6 +276,7 @@ public class TinyWorldPretrainingTests
     [InlineData("UnetObjectWeight")]
     [InlineData("VaePatternFraction")]
     [InlineData("VaeAnchorWeight")]
+    [InlineData("VaePasteWeight")]
     [InlineData("UnetPatternFraction")]
     [InlineData("UnetPatternColourWords")]
     [InlineData("UnetSteps")]
@@ -251,6 +298,8 @@ public class TinyWorldPretrainingTests
             "UnetPatternColourWords" => Tiny with { UnetPatternColourWords = true, UnetPatternFraction = 0 },
             // an anchor needs a continued VAE
             "VaeAnchorWeight" => Tiny with { VaeAnchorWeight = 1 },
+            // the paste term pastes patterned objects, so it needs some
+            "VaePasteWeight" => Tiny with { VaePasteWeight = 1, VaePatternFraction = 0 },
             // 0 UNet steps only make sense when continuing a model
             "UnetSteps" => Tiny with { UnetSteps = 0 },
             // a continued VAE without an anchor would move the latents under the loaded UNet
