@@ -9,7 +9,8 @@ public enum CropMode
     /// <summary>
     /// The square window, slid along the long side, whose luminance histogram has the highest Shannon entropy — the
     /// idea of the fast-DreamBooth Colab's smart crop (taken from AUTOMATIC1111's autocrop entropy points): keep the
-    /// most detailed region, drop flat background.
+    /// most detailed region, drop flat background. An image imported with a subject mask (<c>-masklabel.png</c>) uses
+    /// the mask instead: the window that keeps the most of the subject (<see cref="SmartCrop.FromMask"/>).
     /// </summary>
     Smart,
 }

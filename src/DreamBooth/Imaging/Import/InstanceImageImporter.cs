@@ -467,7 +467,9 @@ public sealed class InstanceImageImporter
                 aspect, w, h, 100 * (1 - shortSide / (double)longSide)));
 
         // 6. Crop, measure, resize.
-        var box = Options.CropMode == CropMode.Smart ? SmartCrop.Find(rgb) : SmartCrop.Center(w, h);
+        // a readable mask of the image's size is loaded first: in smart mode it chooses the crop (it knows the subject)
+        using var mask = item.ReadMask is null ? null : LoadMask(item.ReadMask, w, h, r);
+        var box = Options.CropMode != CropMode.Smart ? SmartCrop.Center(w, h) : mask is not null ? SmartCrop.FromMask(mask) : SmartCrop.Find(rgb);
         r.Crop = box;
         r.PerceptualHash = PerceptualHash.Compute(rgb);
         ct.ThrowIfCancellationRequested();
@@ -479,7 +481,7 @@ public sealed class InstanceImageImporter
                 "blurry: sharpness {0:F1} is below {1:F0} (variance of the Laplacian at {2} px; ImportOptions.BlurThreshold); users got better results after removing blurry photos",
                 sharp, Options.BlurThreshold, BlurDetector.AnalysisSide(Options.Resolution)));
         int res = Options.Resolution;
-        var maskPng = item.ReadMask is null ? null : CropMask(item.ReadMask, box, w, h, res, r);
+        var maskPng = mask is null ? null : CropMask(mask, box, res);
         square.Mutate(c => c.Resize(new ResizeOptions
         {
             Size = new Size(res, res),
@@ -528,10 +530,10 @@ public sealed class InstanceImageImporter
     }
 
     /// <summary>
-    /// The image's mask, oriented by its own EXIF tag, cropped with the image's box and resized like it, as a grey-scale
-    /// PNG; null (with a warning: the image then trains unmasked) when it is unreadable or not the image's size.
+    /// The image's mask, oriented by its own EXIF tag; null (with a warning: the image then trains unmasked) when it is
+    /// unreadable or not the image's size.
     /// </summary>
-    byte[]? CropMask(Func<long, byte[]> read, CropBox box, int width, int height, int resolution, ImageReport r)
+    Image<L8>? LoadMask(Func<long, byte[]> read, int width, int height, ImageReport r)
     {
         Image<L8> mask;
         try
@@ -544,22 +546,23 @@ public sealed class InstanceImageImporter
             r.Add(IssueSeverity.Warning, IssueKind.Mask, $"its mask ({Training.MaskFiles.Suffix}) could not be read ({ex.Message}); imported without a mask, so masked training treats it as unmasked. Re-export the mask as a grey-scale PNG");
             return null;
         }
-        using (mask)
-        {
-            mask.Mutate(c => c.AutoOrient());
-            if (mask.Width != width || mask.Height != height)
-            {
-                r.Add(IssueSeverity.Warning, IssueKind.Mask, string.Format(CultureInfo.InvariantCulture,
-                    "its mask is {0}x{1} but the image is {2}x{3}; imported without a mask (masked training treats it as unmasked). A mask must have its image's size",
-                    mask.Width, mask.Height, width, height));
-                return null;
-            }
-            mask.Mutate(c => c.Crop(new Rectangle(box.X, box.Y, box.Size, box.Size))
-                .Resize(new ResizeOptions { Size = new Size(resolution, resolution), Mode = ResizeMode.Stretch, Sampler = KnownResamplers.Triangle }));
-            using var outStream = new MemoryStream();
-            mask.Save(outStream, new PngEncoder { ColorType = PngColorType.Grayscale, BitDepth = PngBitDepth.Bit8 });
-            return outStream.ToArray();
-        }
+        mask.Mutate(c => c.AutoOrient());
+        if (mask.Width == width && mask.Height == height) return mask;
+        r.Add(IssueSeverity.Warning, IssueKind.Mask, string.Format(CultureInfo.InvariantCulture,
+            "its mask is {0}x{1} but the image is {2}x{3}; imported without a mask (masked training treats it as unmasked). A mask must have its image's size",
+            mask.Width, mask.Height, width, height));
+        mask.Dispose();
+        return null;
+    }
+
+    /// <summary>The mask cropped with the image's box and resized like it, as a grey-scale PNG.</summary>
+    static byte[] CropMask(Image<L8> mask, CropBox box, int resolution)
+    {
+        using var square = mask.Clone(c => c.Crop(new Rectangle(box.X, box.Y, box.Size, box.Size))
+            .Resize(new ResizeOptions { Size = new Size(resolution, resolution), Mode = ResizeMode.Stretch, Sampler = KnownResamplers.Triangle }));
+        using var outStream = new MemoryStream();
+        square.Save(outStream, new PngEncoder { ColorType = PngColorType.Grayscale, BitDepth = PngBitDepth.Bit8 });
+        return outStream.ToArray();
     }
 
     /// <summary>Takes the first frame, applies EXIF orientation and composites transparency onto white.</summary>

@@ -57,6 +57,68 @@ public class MaskImportTests
     }
 
     [Fact]
+    public void SmartCropKeepsTheMaskedSubjectWhereTheEntropyCropWouldCutItOff()
+    {
+        using var src = TestPaths.NewTempDir();
+        using var dst = TestPaths.NewTempDir();
+        // busy texture on the left, flat grey on the right with a small plain subject near the right edge
+        using (var img = Detailed(192, 128, 9))
+        {
+            for (int y = 0; y < 128; y++)
+                for (int x = 96; x < 192; x++)
+                    img[x, y] = x is >= 150 and < 180 && y is >= 50 and < 80 ? new Rgb24(200, 40, 40) : new Rgb24(128, 128, 128);
+            SavePng(img, src.File("zwx.png"));
+            SavePng(img, src.File("plain.png"));
+        }
+        using (var m = new Image<L8>(192, 128))
+        {
+            for (int y = 50; y < 80; y++) for (int x = 150; x < 180; x++) m[x, y] = new L8(255);
+            m.SaveAsPng(src.File("zwx" + MaskFiles.Suffix));
+        }
+
+        var report = new InstanceImageImporter(Tiny).Import(src.Path, dst.Path);
+
+        var plain = Assert.Single(report.Images, i => i.SourcePath.EndsWith("plain.png", StringComparison.Ordinal)).Crop!;
+        var masked = Assert.Single(report.Images, i => i.SourcePath.EndsWith("zwx.png", StringComparison.Ordinal)).Crop!;
+        Assert.True(plain.X + plain.Size < 180, $"the entropy crop keeps the busy left ({plain}), so it cuts the subject");
+        Assert.True(masked.X <= 150 && masked.X + masked.Size >= 180, $"the mask's crop {masked} keeps the whole subject");
+        using var mask = Image.Load<L8>(Assert.Single(report.Images, i => i.MaskPath is not null).MaskPath!);
+        double kept = 0;
+        for (int y = 0; y < 64; y++) for (int x = 0; x < 64; x++) kept += mask[x, y].PackedValue / 255.0;
+        Assert.InRange(kept * (masked.Size / 64.0) * (masked.Size / 64.0), 0.9 * 900, 1.1 * 900);
+    }
+
+    [Fact]
+    public void FromMaskPicksTheWindowWithTheMostSubjectCentredOnIt()
+    {
+        // empty mask: the centre crop
+        using (var empty = new Image<L8>(200, 100)) Assert.Equal(SmartCrop.Center(200, 100), SmartCrop.FromMask(empty));
+        // square: the whole picture
+        using (var sq = new Image<L8>(80, 80)) Assert.Equal(new CropBox(0, 0, 80), SmartCrop.FromMask(sq));
+        // a small subject with room on both sides: the window is centred on it
+        using (var m = new Image<L8>(300, 100))
+        {
+            for (int y = 40; y < 60; y++) for (int x = 190; x < 210; x++) m[x, y] = new L8(255);
+            var box = SmartCrop.FromMask(m);
+            Assert.Equal(100, box.Size);
+            Assert.InRange(box.X + 50, 199, 201);
+        }
+        // portrait, subject at the bottom edge: the lowest window
+        using (var m = new Image<L8>(100, 250))
+        {
+            for (int y = 230; y < 250; y++) for (int x = 0; x < 100; x++) m[x, y] = new L8(255);
+            Assert.Equal(new CropBox(0, 150, 100), SmartCrop.FromMask(m));
+        }
+        // soft masks count by their grey level: a faint blob loses to a solid one of the same size
+        using (var m = new Image<L8>(300, 100))
+        {
+            for (int y = 0; y < 100; y++) for (int x = 0; x < 40; x++) m[x, y] = new L8(60);
+            for (int y = 0; y < 100; y++) for (int x = 260; x < 300; x++) m[x, y] = new L8(255);
+            Assert.Equal(new CropBox(200, 0, 100), SmartCrop.FromMask(m));
+        }
+    }
+
+    [Fact]
     public void AMaskOfTheWrongSizeIsReportedAndLeftOut_AndAnOrphanMaskIsNoted()
     {
         using var src = TestPaths.NewTempDir();
