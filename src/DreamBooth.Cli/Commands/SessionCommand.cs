@@ -24,7 +24,7 @@ public static class SessionCommand
         var model = new Option<string>("--model", "-m") { Description = "Base model: diffusers folder, .safetensors/.ckpt file or hub repo id.", DefaultValueFactory = _ => CliPaths.DefaultModel };
         var identifier = new Option<string>("--identifier") { Description = "Rare token that will name the subject, e.g. llmcbrrrqqdpj (check it with `dreambooth identifier`).", Required = true };
         var cls = new Option<string>("--class") { Description = "What the subject is, in words the model knows: person, dog, star ...", Required = true };
-        var resolution = new Option<int>("--resolution") { Description = "Training resolution (512 for SD 1.5, 768 for SD 2.1, 64 for the tiny model).", DefaultValueFactory = _ => 512 };
+        var resolution = new Option<int?>("--resolution") { Description = "Training resolution (default: the base model's own, read from a diffusers folder's configs — 512 for SD 1.5, 768 for SD 2.1, 64 for the tiny model; 512 for a single file or repo id)." };
         var name = new Option<string?>("--name") { Description = "Concept name (folder name under instance_images/; default: the identifier)." };
         var instancePrompt = new Option<string?>("--instance-prompt") { Description = "Prompt for instance images without a caption (default \"<identifier> <class>\")." };
         var classPrompt = new Option<string?>("--class-prompt") { Description = "Prompt for class images (default \"a <class>\")." };
@@ -43,10 +43,15 @@ public static class SessionCommand
                 InstancePrompt = pr.GetValue(instancePrompt),
                 ClassPrompt = pr.GetValue(classPrompt),
             };
-            var options = new TrainingOptions { Resolution = pr.GetValue(resolution) };
+            var native = pr.GetValue(resolution) is null ? ModelSource.NativeResolution(baseModel) : null;
+            var res = pr.GetValue(resolution) ?? native ?? 512;
+            var options = new TrainingOptions { Resolution = res };
             var s = DreamBoothSession.Create(pr.GetValue(folder)!, baseModel, [concept], options);
             Cli.Out.WriteLine($"created session '{s.Name}' in {s.Folder}");
             Cli.Out.WriteLine($"  concept {concept.Name}: \"{concept.EffectiveInstancePrompt}\" (class images: \"{concept.EffectiveClassPrompt}\")");
+            Cli.Out.WriteLine(pr.GetValue(resolution) is not null ? $"  resolution {res} (--resolution)"
+                : native is not null ? $"  resolution {res} (the base model's own; --resolution to change)"
+                : $"  resolution {res} (default; pass --resolution 768 for an SD 2.1 768-v model)");
             Cli.Out.WriteLine($"  add photos: dreambooth images add {s.Folder} <files|folders|zips...>");
             return 0;
         });

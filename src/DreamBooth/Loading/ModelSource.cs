@@ -105,6 +105,22 @@ public static partial class ModelSource
         throw new ModelLoadException(source, "model not found: it is not an existing folder or file, and not a hub repo id of the form org/name");
     }
 
+    /// <summary>
+    /// The resolution a diffusers folder was trained at (UNet <c>sample_size</c> × the VAE's downscale factor: 512 for
+    /// SD 1.5, 768 for SD 2.1, 64 for the tiny model), read from the two configs without loading weights; null for a
+    /// single-file checkpoint or hub repo id (their configs are only known once loaded). Throws
+    /// <see cref="ModelLoadException"/> naming the file when a config is missing or invalid.
+    /// </summary>
+    public static int? NativeResolution(string source)
+    {
+        if (Classify(source) != ModelSourceKind.DiffusersFolder) return null;
+        var (unetPath, unet) = ComponentLoader.ReadConfig<Models.Unet.UNet2DConditionConfig>(Path.Combine(source, "unet"));
+        unet.Validate(unetPath);
+        var (vaePath, vae) = ComponentLoader.ReadConfig<Models.Vae.AutoencoderKLConfig>(Path.Combine(source, "vae"));
+        vae.Validate(vaePath);
+        return unet.SampleSize * vae.DownscaleFactor;
+    }
+
     static bool LooksLikePath(string s) =>
         Path.IsPathRooted(s) || s.StartsWith('.') || s.StartsWith('~') || s.Count(c => c == '/' || c == '\\') != 1 || s.Contains('\\')
         || SingleFileExtensions.Any(e => s.EndsWith(e, StringComparison.OrdinalIgnoreCase));

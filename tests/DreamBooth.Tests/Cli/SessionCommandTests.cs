@@ -55,6 +55,27 @@ public class SessionCommandTests
     }
 
     [Fact]
+    public void NewTakesTheBaseModelsOwnResolutionUnlessGiven()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var folder = Path.Combine(dir.Path, "tiny");
+        var r = Run("session", "new", folder, "--model", TinyFolder, "--identifier", "qwx", "--class", "dog");
+        Assert.True(r.Code == 0, r.ToString());
+        int own;
+        using (var m = DreamBooth.Loading.StableDiffusionModel.FromPretrained(TinyFolder)) own = m.DefaultResolution;
+        Assert.NotEqual(512, own); // so the default below is the model's, not SD 1.5's
+        Assert.True(r.Out.Contains($"resolution {own} (the base model's own"), r.ToString());
+        Assert.Equal(own, DreamBoothSession.Load(folder).File.Options.Resolution);
+        Assert.Equal(own, DreamBooth.Loading.ModelSource.NativeResolution(TinyFolder));
+        Assert.Equal(64, DreamBooth.Loading.ModelSource.NativeResolution(DreamBooth.Tests.TinyWorld.QuickstartTests.TinyModel));
+
+        // a single file's configs are unknown until it is loaded: no guess from the file
+        var file = dir.File("model.safetensors");
+        File.WriteAllBytes(file, [0]);
+        Assert.Null(DreamBooth.Loading.ModelSource.NativeResolution(file));
+    }
+
+    [Fact]
     public void ImagesAddWithOnlyBadFilesFails()
     {
         using var dir = TestPaths.NewTempDir();
