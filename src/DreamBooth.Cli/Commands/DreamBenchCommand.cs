@@ -11,6 +11,7 @@ public static class DreamBenchCommand
         var model = new Option<string>("--model") { Description = "Base model.", DefaultValueFactory = _ => CliPaths.DefaultModel };
         var work = new Option<string>("--work") { Description = "Folder for the two training sessions.", DefaultValueFactory = _ => Path.Combine("outputs", "dreambench") };
         var steps = new Option<int?>("--steps") { Description = "DreamBooth steps (default: the quickstart's)." };
+        var lr = new Option<double?>("--lr") { Description = "DreamBooth UNet learning rate (default: the quickstart's)." };
         var seeds = new Option<int>("--seeds") { Description = "Seeds per prompt.", DefaultValueFactory = _ => 3 };
         var trainSeeds = new Option<string?>("--train-seeds") { Description = "Comma-separated DreamBooth training seeds; each DreamBooth row is their mean (default: the quickstart's seed, 1234). The scores vary a lot with the seed." };
         var classFromCaptions = new Option<bool?>("--class-prompts-from-captions") { Description = "Captioned prior preservation: class images from the instance captions minus the identifier (true/false; default: the quickstart's; see train --class-prompts-from-captions)." };
@@ -18,7 +19,7 @@ public static class DreamBenchCommand
         var unmaskedWeight = new Option<double?>("--unmasked-weight") { Description = "Loss weight outside the masks (default 0.1)." };
         var cmd = new Command("dreambench", "Mini DreamBench: subject fidelity, prompt fidelity and leakage for the base model and DreamBooth without / with prior preservation.")
         {
-            model, work, steps, seeds, trainSeeds, classFromCaptions, masked, unmaskedWeight,
+            model, work, steps, lr, seeds, trainSeeds, classFromCaptions, masked, unmaskedWeight,
         };
         cmd.SetAction(pr =>
         {
@@ -26,6 +27,11 @@ public static class DreamBenchCommand
             if (n < 1) throw new CliException($"--seeds must be ≥ 1 (got {n})");
             var training = new QuickstartOptions { Model = CliPaths.Resolve(pr.GetValue(model)!), InstanceImages = CliPaths.Resolve(Path.Combine("data", "demo-subject")) };
             if (pr.GetValue(steps) is int s) training = training with { Steps = s };
+            if (pr.GetValue(lr) is double l)
+            {
+                if (!(l > 0 && l < 1)) throw new CliException($"--lr must be in (0, 1), e.g. 1.5e-4 (got {l})");
+                training = training with { LearningRate = l };
+            }
             training = training with
             {
                 ClassPromptsFromCaptions = pr.GetValue(classFromCaptions) ?? training.ClassPromptsFromCaptions,

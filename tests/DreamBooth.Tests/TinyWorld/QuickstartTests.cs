@@ -133,5 +133,8 @@ public class DreamBenchAverageTests
         Assert.NotEqual(0, r.Code);
         Assert.Contains("--train-seeds", r.Err);
         Assert.Contains("'one'", r.Err);
+        var lr = DreamBooth.Tests.Cli.CliHarness.Run("tinyworld", "dreambench", "--lr", "2");
+        Assert.NotEqual(0, lr.Code);
+        Assert.Contains("--lr must be in (0, 1)", lr.Err);
     }
 }
