@@ -18,6 +18,7 @@ public static class TrainCommand
         var teLr = new Option<double?>("--text-encoder-lr") { Description = "Text encoder learning rate." };
         var prior = new Option<bool?>("--prior-preservation") { Description = "Generate class images and add the prior loss (true/false)." };
         var classImages = new Option<int?>("--class-images") { Description = "Class images per concept for prior preservation." };
+        var classBatch = new Option<int?>("--class-image-batch") { Description = "Class images generated per call (default 4; lower it if generating them runs out of memory)." };
         var precision = new Option<string?>("--precision") { Description = "fp32 or bf16." };
         var optimizer = new Option<string?>("--optimizer") { Description = "adamw or adamw8bit." };
         var gc = new Option<bool?>("--gradient-checkpointing") { Description = "Recompute activations in backward (less memory)." };
@@ -37,7 +38,7 @@ public static class TrainCommand
         var classFromCaptions = new Option<bool?>("--class-prompts-from-captions") { Description = "Generate each class image from an instance caption minus the identifier, and caption it so (true/false; lower leakage). Delete existing class images to regenerate." };
         var cmd = new Command("train", "Train or resume a DreamBooth session (Ctrl+C stops after writing a checkpoint).")
         {
-            session, steps, lr, teSteps, teLr, prior, classImages, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, minSnr, offsetNoise, timestepBias, classFromCaptions, masked, unmaskedWeight, noResume, device, threads, quiet,
+            session, steps, lr, teSteps, teLr, prior, classImages, classBatch, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, minSnr, offsetNoise, timestepBias, classFromCaptions, masked, unmaskedWeight, noResume, device, threads, quiet,
         };
         cmd.SetAction(pr =>
         {
@@ -56,6 +57,7 @@ public static class TrainCommand
                 TextEncoderLearningRate = pr.GetValue(teLr) ?? o.TextEncoderLearningRate,
                 PriorPreservation = pr.GetValue(prior) ?? o.PriorPreservation,
                 NumClassImages = pr.GetValue(classImages) ?? o.NumClassImages,
+                ClassImageBatchSize = pr.GetValue(classBatch) ?? o.ClassImageBatchSize,
                 Precision = pr.GetValue(precision) is { } p ? ParsePrecision(p) : o.Precision,
                 Optimizer = pr.GetValue(optimizer) is { } op ? ParseOptimizer(op) : o.Optimizer,
                 GradientCheckpointing = pr.GetValue(gc) ?? o.GradientCheckpointing,

@@ -61,25 +61,39 @@ public static class ClassImages
             var prompts = Prompts(session, concept);
             var todo = Enumerable.Range(0, options.NumClassImages).Where(i => !File.Exists(Path.Combine(folder, FileName(i)))).ToList();
             int done = options.NumClassImages - todo.Count;
-            foreach (var i in todo)
+            // images that share a prompt are generated together, ClassImageBatchSize per call, each from its own seed
+            var batches = todo.GroupBy(i => i % prompts.Count).SelectMany(g => g.Chunk(options.ClassImageBatchSize)).OrderBy(b => b[0]).ToList();
+            foreach (var batch in batches)
             {
                 ct.ThrowIfCancellationRequested();
+                var prompt = prompts[batch[0] % prompts.Count];
                 using var result = pipeline.Generate(new GenerationRequest
                 {
-                    Prompt = prompts[i % prompts.Count],
+                    Prompt = prompt,
                     Width = options.Resolution,
                     Height = options.Resolution,
                     Steps = options.ClassImageSteps,
                     GuidanceScale = guidance,
                     Sampler = sampler,
-                    Seed = options.Seed + 100_000 + i,
+                    Seeds = batch.Select(i => options.Seed + 100_000 + i).ToArray(),
                 }, cancellationToken: ct);
-                var path = Path.Combine(folder, FileName(i));
-                // the caption first: an image without its caption would train on the plain class prompt
-                if (options.ClassPromptsFromCaptions) AtomicFile.WriteAllText(Path.ChangeExtension(path, ".txt"), prompts[i % prompts.Count] + "\n");
-                using (var img = result.ToImages()[0]) PngInfo.Save(img, path, result.Parameters[0]);
-                written++;
-                progress?.Report(new ClassImageProgress(concept.Name, ++done, options.NumClassImages, path));
+                var images = result.ToImages();
+                try
+                {
+                    for (int k = 0; k < batch.Length; k++)
+                    {
+                        var path = Path.Combine(folder, FileName(batch[k]));
+                        // the caption first: an image without its caption would train on the plain class prompt
+                        if (options.ClassPromptsFromCaptions) AtomicFile.WriteAllText(Path.ChangeExtension(path, ".txt"), prompt + "\n");
+                        PngInfo.Save(images[k], path, result.Parameters[k]);
+                        written++;
+                        progress?.Report(new ClassImageProgress(concept.Name, ++done, options.NumClassImages, path));
+                    }
+                }
+                finally
+                {
+                    foreach (var img in images) img.Dispose();
+                }
             }
         }
         return written;

@@ -62,6 +62,13 @@ public sealed record TrainingOptions
     public int ClassImageSteps { get; init; } = 25;
 
     /// <summary>
+    /// Class images generated per pipeline call (diffusers' <c>--sample_batch_size</c>): images that share a prompt are
+    /// denoised together, each from its own seed, so the images are the same as one at a time (up to float rounding)
+    /// and faster — on 2 CPU cores the tiny model's 40 class images take about half the time with 4 per call.
+    /// </summary>
+    public int ClassImageBatchSize { get; init; } = 4;
+
+    /// <summary>
     /// Captioned prior preservation: each class image is generated from an instance caption with the identifier removed
     /// ("a zwx diamond on a red background" → "a diamond on a red background") and keeps it as its sidecar caption,
     /// instead of every class image coming from the class prompt. Measured on the demo subject (probe, 800 steps, training
@@ -155,6 +162,7 @@ public sealed record TrainingOptions
         Check(ValidationEvery >= 0, nameof(ValidationEvery), $"must be ≥ 0, got {ValidationEvery}");
         Check(AdamBeta1 is >= 0 and < 1 && AdamBeta2 is >= 0 and < 1, "AdamBeta1/AdamBeta2", "must be in [0, 1)");
         Check(ClassImageSteps >= 1, nameof(ClassImageSteps), $"must be ≥ 1, got {ClassImageSteps}");
+        Check(ClassImageBatchSize is >= 1 and <= 64, nameof(ClassImageBatchSize), $"must be in 1…64, got {ClassImageBatchSize}");
         Check(TimestepBias is not null, nameof(TimestepBias), "must not be null (use new TimestepBias() for uniform timesteps)");
         TimestepBias!.Validate();
         Lora?.Validate();

@@ -167,4 +167,47 @@ public class TrainerTests
         Assert.Equal("a dog on a sofa", ClassImages.WithoutIdentifier("a zwx dog on a sofa", "zwx"));
         Assert.Equal("a zwxy dog", ClassImages.WithoutIdentifier("a zwxy dog", "zwx"));
     }
+
+    [Fact]
+    public void ClassImagesGeneratedInBatchesMatchThoseGeneratedOneAtATime()
+    {
+        using var dir = TestPaths.NewTempDir();
+        using var model = LoadModel();
+        var opts = Tiny() with { PriorPreservation = true, NumClassImages = 5, ClassImageSteps = 2 };
+        var one = NewSession(Path.Combine(dir.Path, "one"), opts with { ClassImageBatchSize = 1 });
+        var four = NewSession(Path.Combine(dir.Path, "four"), opts with { ClassImageBatchSize = 4 });
+        var progress = new List<int>();
+        Assert.Equal(5, ClassImages.EnsureGenerated(one, model));
+        // one missing image in the middle of a batched run: only it is generated again, from its own seed
+        Assert.Equal(5, ClassImages.EnsureGenerated(four, model, progress: new SyncProgress<ClassImageProgress>(p => progress.Add(p.Done))));
+        Assert.Equal([1, 2, 3, 4, 5], progress);
+        File.Delete(Path.Combine(four.ClassFolder(Subject), ClassImages.FileName(2)));
+        Assert.Equal(1, ClassImages.EnsureGenerated(four, model));
+        for (int i = 0; i < 5; i++)
+        {
+            using var a = Image.Load<Rgb24>(Path.Combine(one.ClassFolder(Subject), ClassImages.FileName(i)));
+            using var b = Image.Load<Rgb24>(Path.Combine(four.ClassFolder(Subject), ClassImages.FileName(i)));
+            int worst = 0;
+            for (int y = 0; y < a.Height; y++)
+                for (int x = 0; x < a.Width; x++)
+                    worst = Math.Max(worst, Math.Max(Math.Abs(a[x, y].R - b[x, y].R), Math.Max(Math.Abs(a[x, y].G - b[x, y].G), Math.Abs(a[x, y].B - b[x, y].B))));
+            Assert.True(worst <= 2, $"class image {i}: batched and single generation differ by {worst} levels");
+        }
+        // distinct seeds: not five copies of one image
+        using (var first = Image.Load<Rgb24>(Path.Combine(four.ClassFolder(Subject), ClassImages.FileName(0))))
+        using (var second = Image.Load<Rgb24>(Path.Combine(four.ClassFolder(Subject), ClassImages.FileName(1))))
+        {
+            bool differ = false;
+            for (int y = 0; y < first.Height && !differ; y++)
+                for (int x = 0; x < first.Width && !differ; x++)
+                    differ = !first[x, y].Equals(second[x, y]);
+            Assert.True(differ, "class images 1 and 2 are identical: the batch did not use one seed per image");
+        }
+        Assert.Throws<ArgumentException>(() => (opts with { ClassImageBatchSize = 0 }).Validate());
+    }
+
+    sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
 }
