@@ -7,7 +7,8 @@ namespace DreamBooth.Imaging;
 /// An embedded 8x8 bitmap font for printable ASCII (U+0020..U+007E), drawn at integer scales. The glyphs are
 /// Daniel Hepper's public-domain <c>font8x8_basic</c> (github.com/dhepper/font8x8, derived from the public-domain
 /// IBM VGA font via Marcel Sondaar): one byte per row, top to bottom, bit 0 = leftmost pixel.
-/// Characters outside the range are drawn as '?'. Used for grid labels, since ImageSharp.Drawing is not available.
+/// Text is first folded to ASCII (<see cref="ToPrintable"/>: accents dropped, typographic punctuation such as … × – “ ”
+/// spelt out); what is still outside the range is drawn as '?'. Used for grid labels, since ImageSharp.Drawing is not available.
 /// </summary>
 public static class BitmapFont
 {
@@ -126,7 +127,52 @@ public static class BitmapFont
     }
 
     /// <summary>Width in image pixels of a single line of text at <paramref name="scale"/>.</summary>
-    public static int MeasureWidth(string text, int scale) => text.Length * GlyphSize * scale;
+    public static int MeasureWidth(string text, int scale) => ToPrintable(text).Length * GlyphSize * scale;
+
+    /// <summary>
+    /// <paramref name="text"/> as the font draws it: letters with accents lose them ("café" → "cafe"), typographic
+    /// punctuation becomes its ASCII spelling ("…" → "...", "×" → "x", "–"/"—" → "-", curly quotes → straight ones,
+    /// no-break and other spaces → " "); anything else outside printable ASCII is left for <see cref="Glyph"/> ('?').
+    /// </summary>
+    public static string ToPrintable(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        bool ascii = true;
+        foreach (var c in text) if (c > Last) { ascii = false; break; }
+        if (ascii) return text;
+        var sb = new System.Text.StringBuilder(text.Length + 8);
+        foreach (var c in text.Normalize(System.Text.NormalizationForm.FormD))
+        {
+            if (c <= Last) { sb.Append(c); continue; }
+            switch (System.Globalization.CharUnicodeInfo.GetUnicodeCategory(c))
+            {
+                case System.Globalization.UnicodeCategory.NonSpacingMark:
+                case System.Globalization.UnicodeCategory.EnclosingMark:
+                    continue; // the accent of a decomposed letter
+                case System.Globalization.UnicodeCategory.SpaceSeparator:
+                    sb.Append(' ');
+                    continue;
+            }
+            sb.Append(c switch
+            {
+                '\u2026' => "...",
+                '\u00D7' => "x",
+                '\u2010' or '\u2011' or '\u2012' or '\u2013' or '\u2014' or '\u2015' or '\u2212' => "-",
+                '\u2018' or '\u2019' or '\u201A' or '\u2032' => "'",
+                '\u201C' or '\u201D' or '\u201E' or '\u00AB' or '\u00BB' => "\"",
+                '\u2022' or '\u00B7' => ".",
+                '\u2192' => "->",
+                '\u2190' => "<-",
+                '\u00DF' => "ss",
+                '\u00E6' => "ae",
+                '\u00C6' => "AE",
+                '\u00F8' => "o",
+                '\u00D8' => "O",
+                _ => c.ToString(),
+            });
+        }
+        return sb.ToString();
+    }
 
     /// <summary>Height in image pixels of <paramref name="lines"/> lines at <paramref name="scale"/>
     /// (the last line without trailing leading).</summary>
@@ -140,6 +186,7 @@ public static class BitmapFont
     {
         ArgumentNullException.ThrowIfNull(text);
         if (scale < 1) throw new ArgumentOutOfRangeException(nameof(scale), scale, "Font scale must be 1 or more.");
+        text = ToPrintable(text);
         int maxChars = Math.Max(1, maxWidth / (GlyphSize * scale));
         var lines = new List<string>();
         foreach (var paragraph in text.Replace("\r\n", "\n").Split('\n'))
@@ -170,6 +217,7 @@ public static class BitmapFont
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(text);
         if (scale < 1) throw new ArgumentOutOfRangeException(nameof(scale), scale, "Font scale must be 1 or more.");
+        text = ToPrintable(text);
         for (int i = 0; i < text.Length; i++)
         {
             var glyph = Glyph(text[i]);

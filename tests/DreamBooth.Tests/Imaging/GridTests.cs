@@ -22,6 +22,26 @@ public class GridTests
     }
 
     [Fact]
+    public void BitmapFont_FoldsTypographyAndAccentsToAsciiInsteadOfQuestionMarks()
+    {
+        Assert.Equal("\"a zwx diamond ...\" after DreamBooth", BitmapFont.ToPrintable("\u201Ca zwx diamond \u2026\u201D after DreamBooth"));
+        Assert.Equal("cafe creme - 4 x 4, it's", BitmapFont.ToPrintable("caf\u00E9 cr\u00E8me \u2014 4 \u00D7 4, it\u2019s"));
+        Assert.Equal("a b", BitmapFont.ToPrintable("a\u00A0b"));
+        Assert.Equal("plain ascii", BitmapFont.ToPrintable("plain ascii"));
+        Assert.Equal("\u732B", BitmapFont.ToPrintable("\u732B")); // no ASCII spelling: left for the '?' glyph
+        // measuring and drawing use the folded text: "…" is three dots wide and drawn as dots, not '?'
+        Assert.Equal(3 * 8, BitmapFont.MeasureWidth("\u2026", 1));
+        using var dots = Solid(24, 8, new Rgb24(255, 255, 255));
+        using var folded = Solid(24, 8, new Rgb24(255, 255, 255));
+        BitmapFont.DrawText(dots, "...", 0, 0, 1, new Rgb24(0, 0, 0));
+        BitmapFont.DrawText(folded, "\u2026", 0, 0, 1, new Rgb24(0, 0, 0));
+        for (int y = 0; y < 8; y++)
+            for (int x = 0; x < 24; x++)
+                Assert.Equal(dots[x, y], folded[x, y]);
+        Assert.Equal(["cafe", "creme"], BitmapFont.Wrap("caf\u00E9 cr\u00E8me", 40, 1));
+    }
+
+    [Fact]
     public void BitmapFont_WrapsToWidthAndDrawsGlyphs()
     {
         var lines = BitmapFont.Wrap("a photo of sks dog in a bucket", 10 * 8, 1);
