@@ -84,7 +84,7 @@ public sealed record PretrainOptions
     /// 1,030 s) decodes the pasted subject at fidelity 0.68–1.00 on red, orange, white and black (v5: 0–1, white 0).
     /// DreamBooth on it, averaged over training seeds 1234 / 1 / 2 (probe): 0.574 against v5's 0.533 with the
     /// quickstart's 300 steps, <b>0.731 against 0.646</b> with 800 steps at lr 1e-4 — the new decoder is what helps
-    /// (v6 encoder + v5 decoder: 0.599) — but the same decoder draws small scene shapes worse: held-out shape accuracy
+    /// (its encoder with v5's decoder: 0.599) — but the same decoder draws small scene shapes worse: held-out shape accuracy
     /// 75 % → 67 % (400 more steps with a quarter of patterned objects: 68 %), below the base model's 70 % goal, so
     /// v5 stays the committed model (data/README.md).
     /// </summary>
