@@ -37,6 +37,7 @@ public static class BenchCommand
         cmd.SetAction(pr =>
         {
             if (pr.GetValue(threads) is int t) torch.set_num_threads(t);
+            NativeEnvironment.ForModelOfSize(NativeEnvironment.LargeModelBytes); // SD-size models, built part by part here: as a loaded one would
             torch.manual_seed(0);
             var dir = pr.GetValue(configs)!;
             int px = pr.GetValue(size);

@@ -25,6 +25,7 @@ public sealed class StableDiffusionModel : IDisposable
         Tokenizer = tokenizer;
         Scheduler = scheduler;
         Source = source;
+        NativeEnvironment.ForModelOfSize(new TorchSharp.torch.nn.Module[] { unet, vae, textEncoder }.Sum(m => m.parameters().Sum(p => p.numel() * p.ElementSize)));
     }
 
     public UNet2DConditionModel Unet { get; }

@@ -25,6 +25,9 @@ public sealed record TrainingResult(int Step, string? LastCheckpoint, bool Cance
     IReadOnlyList<string> Samples)
 {
     public bool Completed => !Cancelled && StoppedReason is null;
+
+    /// <summary>Batches discarded because their loss or gradient was not finite (<see cref="TrainingOptions.MaxNonFiniteStepsInARow"/>); they are not counted in <see cref="Step"/>.</summary>
+    public int DiscardedSteps { get; init; }
 }
 
 /// <summary>
@@ -36,6 +39,9 @@ public sealed record TrainingResult(int Step, string? LastCheckpoint, bool Cance
 /// </summary>
 public sealed class DreamBoothTrainer
 {
+    /// <summary>Test hook: called after each backward pass with the step it belongs to (1-based), before clipping.</summary>
+    internal Action<int>? AfterBackward { get; set; }
+
     public DreamBoothTrainer(DreamBoothSession session, StableDiffusionModel model)
     {
         Session = session;
@@ -161,6 +167,7 @@ public sealed class DreamBoothTrainer
         Tensor? cachedContext = null;
         string? stopped = null;
         bool cancelled = false;
+        var nonFiniteSteps = new NonFiniteSteps(options.MaxNonFiniteStepsInARow);
         unet.train();
         var instanceExamples = data.Instances;
         try
@@ -176,6 +183,7 @@ public sealed class DreamBoothTrainer
 
                 double lossSum = 0, instSum = 0, priorSum = 0;
                 bool hasPrior = false;
+                string? nonFinite = null;
                 for (int micro = 0; micro < options.GradientAccumulationSteps; micro++)
                 {
                     using var scope = torch.NewDisposeScope();
@@ -227,26 +235,34 @@ public sealed class DreamBoothTrainer
                     double lossValue = r.Loss.item<float>();
                     if (!double.IsFinite(lossValue))
                     {
-                        stopped = $"the loss became {lossValue} at step {step + 1}: training stopped and no checkpoint was written from it. "
-                                + $"The last good checkpoint is {lastCheckpoint ?? "(none yet)"}. Lower the learning rate (UnetLearningRate {options.UnetLearningRate}) or train in fp32.";
+                        nonFinite = $"the loss became {lossValue}";
                         break;
                     }
                     (r.Loss / options.GradientAccumulationSteps).backward();
+                    AfterBackward?.Invoke(step + 1);
                     lossSum += lossValue;
                     instSum += r.InstanceLoss.item<float>();
                     if (r.PriorLoss is not null) { priorSum += r.PriorLoss.item<float>(); hasPrior = true; }
                 }
-                if (stopped is not null) { optimizer.ZeroGrad(); break; }
-
-                double gradNorm = options.MaxGradNorm > 0
-                    ? GradClip.ClipGradNorm(unetParams.Concat(teActive ? teParams : []), options.MaxGradNorm)
-                    : double.NaN;
-                if (options.MaxGradNorm > 0 && !double.IsFinite(gradNorm))
+                var trained = unetParams.Concat(teActive ? teParams : []);
+                double gradNorm = nonFinite is not null ? double.NaN
+                    : options.MaxGradNorm > 0 ? GradClip.ClipGradNorm(trained, options.MaxGradNorm) : GradClip.TotalNorm(trained);
+                if (nonFinite is null && !double.IsFinite(gradNorm)) nonFinite = $"the gradient norm became {gradNorm}";
+                if (nonFinite is not null)
                 {
+                    // discard the batch (no update), as GradScaler does; only a run of them means the weights diverged
                     optimizer.ZeroGrad();
-                    stopped = $"the gradient norm became {gradNorm} at step {step + 1}: training stopped. The last good checkpoint is {lastCheckpoint ?? "(none yet)"}. Lower the learning rate or train in fp32.";
-                    break;
+                    if (!nonFiniteSteps.Discard())
+                    {
+                        stopped = $"{nonFinite} at step {step + 1}{(nonFiniteSteps.InARow > 1 ? $" ({nonFiniteSteps.InARow} batches in a row)" : "")}: training stopped and no checkpoint was written from it. "
+                                + $"The last good checkpoint is {lastCheckpoint ?? "(none yet)"}. Lower the learning rate (UnetLearningRate {options.UnetLearningRate}) or train in fp32.";
+                        break;
+                    }
+                    Report("training", step, history.LastOrDefault(), $"{nonFinite} at step {step + 1}: batch discarded, no update ({nonFiniteSteps.Discarded} so far)");
+                    nonFinite = null;
+                    continue;
                 }
+                nonFiniteSteps.Good();
                 double multiplier = LrSchedule.Multiplier(lrOptions, step);
                 optimizer.SetLearningRateMultiplier(multiplier);
                 optimizer.Step();
@@ -291,7 +307,7 @@ public sealed class DreamBoothTrainer
                 },
             });
         }
-        return new TrainingResult(step, lastCheckpoint, cancelled, stopped, history, samplesWritten);
+        return new TrainingResult(step, lastCheckpoint, cancelled, stopped, history, samplesWritten) { DiscardedSteps = nonFiniteSteps.Discarded };
     }
 
     static int ClassOffset(TrainingData data, int concept) => data.Classes.Take(concept).Sum(c => c.Count);

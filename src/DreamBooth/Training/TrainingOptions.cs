@@ -95,6 +95,15 @@ public sealed record TrainingOptions
     /// <summary>Clip the global gradient norm to this (0 = off).</summary>
     public double MaxGradNorm { get; init; } = 1.0;
 
+    /// <summary>
+    /// A step whose loss or gradient is not finite (NaN or ∞) is discarded — no update, the next batch is drawn — as
+    /// PyTorch's <c>GradScaler</c> skips such steps; after this many discarded in a row, training stops with the last
+    /// good checkpoint named (0 = stop at the first). A lone non-finite step is not divergence: libtorch 2.10's oneDNN
+    /// convolution backward returns NaN for about one batch in 150–300 on some CPUs (measured on an AMD EPYC with
+    /// AVX-512, with 1 or 2 threads, any ISA limit; never with oneDNN off), while diverging weights fail every step.
+    /// </summary>
+    public int MaxNonFiniteStepsInARow { get; init; } = 3;
+
     /// <summary>Offset noise (noise + offset·N(0,1) per channel), 0 = off; ~0.05–0.1 helps very dark / bright images.</summary>
     public double OffsetNoise { get; init; }
 
@@ -154,6 +163,7 @@ public sealed record TrainingOptions
         Check(!PriorPreservation || NumClassImages >= 1, nameof(NumClassImages), "must be ≥ 1 when prior preservation is on (or turn PriorPreservation off)");
         Check(LrWarmupSteps >= 0, nameof(LrWarmupSteps), $"must be ≥ 0, got {LrWarmupSteps}");
         Check(MaxGradNorm >= 0, nameof(MaxGradNorm), $"must be ≥ 0 (0 = off), got {MaxGradNorm}");
+        Check(MaxNonFiniteStepsInARow >= 0, nameof(MaxNonFiniteStepsInARow), $"must be ≥ 0 (0 = stop at the first non-finite step), got {MaxNonFiniteStepsInARow}");
         Check(OffsetNoise >= 0 && OffsetNoise < 1, nameof(OffsetNoise), $"must be in [0, 1), got {OffsetNoise}");
         Check(UnmaskedWeight is >= 0 and <= 1, nameof(UnmaskedWeight), $"must be in [0, 1] (the loss weight outside the mask; 0.1 is usual), got {UnmaskedWeight}");
         Check(MinSnrGamma is null || MinSnrGamma > 0, nameof(MinSnrGamma), $"must be > 0 (5 is usual) or unset, got {MinSnrGamma}");

@@ -91,6 +91,56 @@ public class TrainerTests
     }
 
     [Fact]
+    public void ALoneNonFiniteGradientIsDiscardedAndARunOfThemStops()
+    {
+        using var dir = TestPaths.NewTempDir();
+        // one poisoned backward pass (the oneDNN glitch TrainingOptions.MaxNonFiniteStepsInARow describes): discarded, run completes
+        var s = NewSession(Path.Combine(dir.Path, "s"), Tiny(4) with { PriorPreservation = false, CheckpointEvery = 0 });
+        using var m = LoadModel();
+        var poisonedOnce = false;
+        var trainer = new DreamBoothTrainer(s, m)
+        {
+            AfterBackward = step =>
+            {
+                if (step != 2 || poisonedOnce) return;
+                poisonedOnce = true;
+                using var noGrad = torch.no_grad();
+                m.Unet.state_dict()["conv_in.weight"].grad!.fill_(float.NaN);
+            },
+        };
+        var messages = new List<string>();
+        var r = trainer.Train(new InlineProgress<TrainingProgress>(p => { if (p.Message is { } msg) messages.Add(msg); }));
+        Assert.True(r.Completed, r.StoppedReason);
+        Assert.Equal(4, r.Step);
+        Assert.Equal(1, r.DiscardedSteps);
+        Assert.Equal(4, r.History.Count);
+        Assert.All(r.History, h => Assert.True(double.IsFinite(h.GradNorm)));
+        Assert.Contains(messages, msg => msg.Contains("gradient norm became NaN at step 2: batch discarded", StringComparison.Ordinal));
+        Assert.True(m.Unet.parameters().All(p => torch.isfinite(p).all().item<bool>()), "a discarded batch must not touch the weights");
+
+        // every backward poisoned: stops after MaxNonFiniteStepsInARow + 1 batches, names the step
+        var s2 = NewSession(Path.Combine(dir.Path, "s2"), Tiny(4) with { PriorPreservation = false, CheckpointEvery = 0, MaxNonFiniteStepsInARow = 2 });
+        using var m2 = LoadModel();
+        var tries = 0;
+        var r2 = new DreamBoothTrainer(s2, m2)
+        {
+            AfterBackward = step =>
+            {
+                if (step < 3) return;
+                tries++;
+                using var noGrad = torch.no_grad();
+                m2.Unet.state_dict()["conv_in.weight"].grad!.fill_(float.PositiveInfinity);
+            },
+        }.Train();
+        Assert.False(r2.Completed);
+        Assert.Equal(2, r2.Step);
+        Assert.Equal(3, tries);
+        Assert.Equal(3, r2.DiscardedSteps);
+        Assert.Contains("the gradient norm became", r2.StoppedReason);
+        Assert.Contains("at step 3 (3 batches in a row): training stopped", r2.StoppedReason);
+    }
+
+    [Fact]
     public void NanLossStopsWithAClearMessageAndKeepsTheLastGoodCheckpoint()
     {
         using var dir = TestPaths.NewTempDir();

@@ -269,6 +269,7 @@ public static class TinyWorldPretraining
         long n = pixels.shape[0];
         var tail = new List<double>();
         int tailFrom = steps - Math.Max(1, steps / 10);
+        var guard = new NonFiniteSteps(3);
         for (int step = 0; step < steps; step++)
         {
             ct.ThrowIfCancellationRequested();
@@ -299,7 +300,7 @@ public static class TinyWorldPretraining
                 loss = loss + o.VaePasteWeight * PasteLoss(vae, x[nScene..], posterior.Mean[nScene..], ToSigned(pasted.index_select(0, patternIdx)), o.VaeObjectWeight);
             opt.ZeroGrad();
             loss.backward();
-            GradClip.ClipGradNorm(parameters, o.MaxGradNorm);
+            if (!Clipped(parameters, o.MaxGradNorm, guard, "VAE", step)) { opt.ZeroGrad(); continue; }
             LrSchedule.Apply(opt, schedule, step);
             opt.Step();
             double l = rec.item<float>();
@@ -497,6 +498,7 @@ public static class TinyWorldPretraining
         long n = ids.shape[0];
         var tail = new List<double>();
         int tailFrom = o.TextPretrainSteps - Math.Max(1, o.TextPretrainSteps / 10);
+        var guard = new NonFiniteSteps(3);
         for (int step = 0; step < o.TextPretrainSteps; step++)
         {
             ct.ThrowIfCancellationRequested();
@@ -524,7 +526,7 @@ public static class TinyWorldPretraining
             }
             opt.ZeroGrad();
             loss.backward();
-            GradClip.ClipGradNorm(parameters, o.MaxGradNorm);
+            if (!Clipped(parameters, o.MaxGradNorm, guard, "text-pretraining", step)) { opt.ZeroGrad(); continue; }
             LrSchedule.Apply(opt, schedule, step);
             opt.Step();
             double l = loss.item<float>();
@@ -557,6 +559,7 @@ public static class TinyWorldPretraining
         var tail = new List<double>();
         int tailFrom = o.UnetSteps - Math.Max(1, o.UnetSteps / 10);
         double running = double.NaN;
+        var guard = new NonFiniteSteps(3);
         for (int step = 0; step < o.UnetSteps; step++)
         {
             ct.ThrowIfCancellationRequested();
@@ -596,7 +599,7 @@ public static class TinyWorldPretraining
             var loss = (perSample * weights).mean();
             opt.ZeroGrad();
             loss.backward();
-            GradClip.ClipGradNorm(all, o.MaxGradNorm);
+            if (!Clipped(all, o.MaxGradNorm, guard, "UNet", step)) { opt.ZeroGrad(); continue; }
             LrSchedule.Apply(opt, schedule, step);
             opt.Step();
             ema?.Update(Math.Min(o.EmaDecay, (1.0 + step) / (10.0 + step)));
@@ -663,5 +666,18 @@ public static class TinyWorldPretraining
         {
             foreach (var s in shadow) s.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Clips the gradients and returns true, or — when their norm is not finite — records a discarded step and returns
+    /// false (the caller skips the update); more than three in a row throw (see <see cref="NonFiniteSteps"/>).
+    /// </summary>
+    static bool Clipped(IEnumerable<TorchSharp.Modules.Parameter> parameters, double maxNorm, NonFiniteSteps guard, string stage, int step)
+    {
+        var norm = GradClip.ClipGradNorm(parameters, maxNorm);
+        if (double.IsFinite(norm)) { guard.Good(); return true; }
+        if (!guard.Discard())
+            throw new InvalidOperationException($"{stage} gradient norm became {norm} at step {step} ({guard.InARow} steps in a row); lower the stage's learning rate in PretrainOptions.");
+        return false;
     }
 }

@@ -16,9 +16,17 @@ public static class GradClip
     /// </summary>
     public static double ClipGradNorm(IEnumerable<Parameter> parameters, double maxNorm)
     {
-        ArgumentNullException.ThrowIfNull(parameters);
         if (!(maxNorm > 0) || double.IsInfinity(maxNorm))
             throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, "maxNorm (max_grad_norm) must be a finite number > 0; diffusers' default is 1.0.");
+        return Norm(parameters, maxNorm);
+    }
+
+    /// <summary>The global L2 norm of the gradients, as <see cref="ClipGradNorm"/> computes it, without clipping (0 if no parameter has a grad).</summary>
+    public static double TotalNorm(IEnumerable<Parameter> parameters) => Norm(parameters, null);
+
+    static double Norm(IEnumerable<Parameter> parameters, double? maxNorm)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
@@ -34,7 +42,7 @@ public static class GradClip
         }
         var total = torch.linalg.vector_norm(torch.stack(norms), 2);
         double totalNorm = total.cpu().item<float>();
-        if (!double.IsFinite(totalNorm)) return totalNorm;
+        if (!double.IsFinite(totalNorm) || maxNorm is null) return totalNorm;
         var clipCoef = (maxNorm / (total + 1e-6)).clamp_max(1.0);
         foreach (var g in grads)
             g.mul_(clipCoef.to(g.device));
