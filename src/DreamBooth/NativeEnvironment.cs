@@ -58,6 +58,13 @@ public static class NativeEnvironment
                 var ctx = ((delegate* unmanaged<nint>)context)();
                 bool wanted = Environment.GetEnvironmentVariable(OneDnnVariable) is "1" or "true" or "TRUE" or "True";
                 ((delegate* unmanaged<nint, byte, void>)set)(ctx, wanted ? (byte)1 : (byte)0);
+                // Where NNPACK cannot start (e.g. "Unsupported hardware" on that EPYC), libtorch retries it and prints a
+                // warning at every eligible convolution — thousands of lines per run once oneDNN is off: ask once, with
+                // stderr silenced, and stop asking if it is not there.
+                if (NativeLibrary.TryGetExport(lib, "_ZN2at6native17_nnpack_availableEv", out var available)
+                    && NativeLibrary.TryGetExport(lib, "_ZN2at7Context20setUserEnabledNNPACKEb", out var setNnpack)
+                    && WithStderrSilenced(() => ((delegate* unmanaged<byte>)available)()) == 0)
+                    ((delegate* unmanaged<nint, byte, void>)setNnpack)(ctx, 0);
                 return ((delegate* unmanaged<nint, byte>)get)(ctx) != 0;
             }
         }
@@ -108,6 +115,38 @@ public static class NativeEnvironment
         catch (DllNotFoundException) { return false; }
         catch (EntryPointNotFoundException) { return false; }
     }
+
+    /// <summary>Runs <paramref name="call"/> with file descriptor 2 pointed at /dev/null (native code's stderr), then restores it.</summary>
+    static T WithStderrSilenced<T>(Func<T> call)
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return call();
+        int saved = dup(2), devNull = open("/dev/null", 1 /* O_WRONLY */);
+        if (saved < 0 || devNull < 0 || dup2(devNull, 2) < 0)
+        {
+            if (saved >= 0) close(saved);
+            if (devNull >= 0) close(devNull);
+            return call();
+        }
+        try { return call(); }
+        finally
+        {
+            dup2(saved, 2);
+            close(saved);
+            close(devNull);
+        }
+    }
+
+    [DllImport("libc", EntryPoint = "dup")]
+    private static extern int dup(int fd);
+
+    [DllImport("libc", EntryPoint = "dup2")]
+    private static extern int dup2(int oldFd, int newFd);
+
+    [DllImport("libc", EntryPoint = "open", CharSet = CharSet.Ansi)]
+    private static extern int open(string path, int flags);
+
+    [DllImport("libc", EntryPoint = "close")]
+    private static extern int close(int fd);
 
     [DllImport("libc", EntryPoint = "mallopt")]
     private static extern int mallopt(int param, int value);
