@@ -98,6 +98,7 @@ public static class TrainCommand
                 Cli.Out.WriteLine(result.Cancelled
                     ? $"stopped at step {result.Step}; resume with `dreambooth train {s.Folder}`"
                     : $"trained to step {result.Step}");
+                if (result.DiscardedSteps > 0) Cli.Out.WriteLine($"{result.DiscardedSteps} batch(es) discarded (non-finite loss or gradient; see TrainingOptions.MaxNonFiniteStepsInARow)");
                 if (result.LastCheckpoint is not null) Cli.Out.WriteLine($"checkpoint: {result.LastCheckpoint}");
                 foreach (var sample in result.Samples) Cli.Out.WriteLine($"sample: {sample}");
                 return 0;

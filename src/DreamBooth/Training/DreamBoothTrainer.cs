@@ -258,7 +258,7 @@ public sealed class DreamBoothTrainer
                                 + $"The last good checkpoint is {lastCheckpoint ?? "(none yet)"}. Lower the learning rate (UnetLearningRate {options.UnetLearningRate}) or train in fp32.";
                         break;
                     }
-                    Report("training", step, history.LastOrDefault(), $"{nonFinite} at step {step + 1}: batch discarded, no update ({nonFiniteSteps.Discarded} so far)");
+                    Report("discarded", step, message: $"{nonFinite} at step {step + 1}: batch discarded, no update ({nonFiniteSteps.Discarded} so far)");
                     nonFinite = null;
                     continue;
                 }
