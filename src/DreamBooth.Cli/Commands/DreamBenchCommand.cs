@@ -17,9 +17,11 @@ public static class DreamBenchCommand
         var classFromCaptions = new Option<bool?>("--class-prompts-from-captions") { Description = "Captioned prior preservation: class images from the instance captions minus the identifier (true/false; default: the quickstart's; see train --class-prompts-from-captions)." };
         var masked = new Option<bool?>("--masked-loss") { Description = "Masked training with the demo subject's masks (default: the quickstart's, true; see train --masked-loss)." };
         var unmaskedWeight = new Option<double?>("--unmasked-weight") { Description = "Loss weight outside the masks (default 0.1)." };
+        var batchSize = new Option<int?>("--batch-size") { Description = "Instance images per DreamBooth step (default 1; the recommended settings use 2)." };
+        var timestepBias = new Option<string?>("--timestep-bias") { Description = "Biased timestep sampling of the DreamBooth steps, as train --timestep-bias (default: the quickstart's, none; uniform timesteps)." };
         var cmd = new Command("dreambench", "Mini DreamBench: subject fidelity, prompt fidelity and leakage for the base model and DreamBooth without / with prior preservation.")
         {
-            model, work, steps, lr, seeds, trainSeeds, classFromCaptions, masked, unmaskedWeight,
+            model, work, steps, lr, seeds, trainSeeds, classFromCaptions, masked, unmaskedWeight, timestepBias, batchSize,
         };
         cmd.SetAction(pr =>
         {
@@ -32,11 +34,13 @@ public static class DreamBenchCommand
                 if (!(l > 0 && l < 1)) throw new CliException($"--lr must be in (0, 1), e.g. 1.5e-4 (got {l})");
                 training = training with { LearningRate = l };
             }
+            if (pr.GetValue(batchSize) is int bs) training = training with { BatchSize = QuickstartCommand.CheckBatchSize(bs) };
             training = training with
             {
                 ClassPromptsFromCaptions = pr.GetValue(classFromCaptions) ?? training.ClassPromptsFromCaptions,
                 MaskedLoss = pr.GetValue(masked) ?? training.MaskedLoss,
                 UnmaskedWeight = pr.GetValue(unmaskedWeight) ?? training.UnmaskedWeight,
+                TimestepBias = pr.GetValue(timestepBias) is { } tb ? TrainCommand.ParseTimestepBias(tb) : training.TimestepBias,
             };
             var options = new DreamBenchOptions { Seeds = Enumerable.Range(0, n).Select(i => 11L * (i + 1)).ToArray() };
             IReadOnlyList<long>? trainingSeeds = pr.GetValue(trainSeeds) is { } ts ? ParseSeeds(ts) : null;

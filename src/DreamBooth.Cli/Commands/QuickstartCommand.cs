@@ -18,10 +18,12 @@ public static class QuickstartCommand
         var prior = new Option<bool>("--no-prior-preservation") { Description = "Train without class images (to see leakage)." };
         var masked = new Option<bool?>("--masked-loss") { Description = "Masked training with the demo subject's masks (true/false; default true)." };
         var classFromCaptions = new Option<bool?>("--class-prompts-from-captions") { Description = "Class images from the instance captions minus the identifier (true/false; default: QuickstartOptions)." };
+        var batchSize = new Option<int?>("--batch-size") { Description = "Instance images per DreamBooth step (default 1; the recommended settings use 2)." };
+        var timestepBias = new Option<string?>("--timestep-bias") { Description = "Biased timestep sampling of the DreamBooth steps, as train --timestep-bias (default none; uniform timesteps)." };
         var smoke = new Option<bool>("--smoke") { Description = "A reduced run (a few steps) that only checks that everything works." };
         var cmd = new Command("quickstart", "DreamBooth on the embedded tiny model: session, demo subject, prior preservation, training, grids and loss chart.")
         {
-            output, model, steps, lr, teLr, teSteps, prior, masked, classFromCaptions, smoke,
+            output, model, steps, lr, teLr, teSteps, prior, masked, classFromCaptions, timestepBias, batchSize, smoke,
         };
         cmd.SetAction(pr =>
         {
@@ -52,6 +54,8 @@ public static class QuickstartCommand
             if (pr.GetValue(prior)) o = o with { PriorPreservation = false };
             if (pr.GetValue(masked) is bool m) o = o with { MaskedLoss = m };
             if (pr.GetValue(classFromCaptions) is bool c) o = o with { ClassPromptsFromCaptions = c };
+            if (pr.GetValue(batchSize) is int bs) o = o with { BatchSize = QuickstartCommand.CheckBatchSize(bs) };
+            if (pr.GetValue(timestepBias) is { } tb) o = o with { TimestepBias = TrainCommand.ParseTimestepBias(tb) };
             var bar = ConsoleProgressBar.ForStderr("dreambooth");
             var result = Quickstart.Run(o,
                 new InlineProgress<string>(m => Cli.Err.WriteLine(m)),
@@ -73,4 +77,8 @@ public static class QuickstartCommand
         });
         return cmd;
     }
+
+    /// <summary>--batch-size of the quickstart and the mini DreamBench: at least 1.</summary>
+    internal static int CheckBatchSize(int batchSize) =>
+        batchSize >= 1 ? batchSize : throw new CliException($"--batch-size must be ≥ 1 (got {batchSize}); 1 or 2 fit the tiny model easily");
 }

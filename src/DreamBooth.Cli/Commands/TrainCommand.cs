@@ -18,6 +18,8 @@ public static class TrainCommand
         var teLr = new Option<double?>("--text-encoder-lr") { Description = "Text encoder learning rate." };
         var prior = new Option<bool?>("--prior-preservation") { Description = "Generate class images and add the prior loss (true/false)." };
         var classImages = new Option<int?>("--class-images") { Description = "Class images per concept for prior preservation." };
+        var batchSize = new Option<int?>("--batch-size") { Description = "Instance images per step (default 1; with prior preservation as many class images are added)." };
+        var accumulation = new Option<int?>("--gradient-accumulation") { Description = "Batches whose gradients are summed into one optimiser step (default 1: a larger effective batch without the memory)." };
         var classBatch = new Option<int?>("--class-image-batch") { Description = "Class images generated per call (default 4; lower it if generating them runs out of memory)." };
         var precision = new Option<string?>("--precision") { Description = "fp32 or bf16." };
         var optimizer = new Option<string?>("--optimizer") { Description = "adamw or adamw8bit." };
@@ -38,7 +40,7 @@ public static class TrainCommand
         var classFromCaptions = new Option<bool?>("--class-prompts-from-captions") { Description = "Generate each class image from an instance caption minus the identifier, and caption it so (true/false; lower leakage). Delete existing class images to regenerate." };
         var cmd = new Command("train", "Train or resume a DreamBooth session (Ctrl+C stops after writing a checkpoint).")
         {
-            session, steps, lr, teSteps, teLr, prior, classImages, classBatch, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, minSnr, offsetNoise, timestepBias, classFromCaptions, masked, unmaskedWeight, noResume, device, threads, quiet,
+            session, steps, lr, teSteps, teLr, batchSize, accumulation, prior, classImages, classBatch, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, minSnr, offsetNoise, timestepBias, classFromCaptions, masked, unmaskedWeight, noResume, device, threads, quiet,
         };
         cmd.SetAction(pr =>
         {
@@ -55,6 +57,8 @@ public static class TrainCommand
                 UnetLearningRate = pr.GetValue(lr) ?? o.UnetLearningRate,
                 TextEncoderSteps = pr.GetValue(teSteps) ?? o.TextEncoderSteps,
                 TextEncoderLearningRate = pr.GetValue(teLr) ?? o.TextEncoderLearningRate,
+                BatchSize = pr.GetValue(batchSize) ?? o.BatchSize,
+                GradientAccumulationSteps = pr.GetValue(accumulation) ?? o.GradientAccumulationSteps,
                 PriorPreservation = pr.GetValue(prior) ?? o.PriorPreservation,
                 NumClassImages = pr.GetValue(classImages) ?? o.NumClassImages,
                 ClassImageBatchSize = pr.GetValue(classBatch) ?? o.ClassImageBatchSize,
@@ -107,7 +111,7 @@ public static class TrainCommand
         return cmd;
     }
 
-    static TimestepBias ParseTimestepBias(string s)
+    internal static TimestepBias ParseTimestepBias(string s)
     {
         try { return TimestepBias.Parse(s); }
         catch (FormatException e) { throw new CliException($"--timestep-bias: {e.Message}"); }

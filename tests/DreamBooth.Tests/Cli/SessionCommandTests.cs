@@ -136,13 +136,20 @@ public class SessionCommandTests
         Assert.Equal(1, badGamma.Code);
         Assert.Contains("MinSnrGamma", badGamma.Err);
 
-        var ok = Run("train", folder, "--steps", "0", "--prior-preservation", "false", "--timestep-bias", "later:3:0.3",
+        var badBatch = Run("train", folder, "--batch-size", "0", "--quiet");
+        Assert.Equal(1, badBatch.Code);
+        Assert.Contains("BatchSize: must be ≥ 1, got 0", badBatch.Err);
+        Assert.Equal(before, File.ReadAllText(DreamBoothSession.Load(folder).SessionFilePath));
+
+        var ok = Run("train", folder, "--steps", "0", "--prior-preservation", "false", "--timestep-bias", "later:3:0.3", "--batch-size", "2", "--gradient-accumulation", "3",
             "--min-snr-gamma", "5", "--offset-noise", "0.05", "--class-prompts-from-captions", "true", "--device", "cpu", "--quiet");
         Assert.True(ok.Code == 0, ok.ToString());
         var o = DreamBoothSession.Load(folder).File.Options;
         Assert.Equal(new TimestepBias { Strategy = TimestepBiasStrategy.Later, Multiplier = 3, Portion = 0.3 }, o.TimestepBias);
         Assert.Equal(5.0, o.MinSnrGamma);
         Assert.Equal(0.05, o.OffsetNoise);
+        Assert.Equal(2, o.BatchSize);
+        Assert.Equal(3, o.GradientAccumulationSteps);
         Assert.True(o.ClassPromptsFromCaptions);
 
         // 0 turns min-SNR off again; options not given are kept

@@ -53,11 +53,14 @@ public class QuickstartCaptionedPriorTests
     {
         using var dir = TestPaths.NewTempDir();
         var options = QuickstartOptions.Smoke(QuickstartTests.TinyModel, Path.Combine(TestPaths.RepoRoot, "data", "demo-subject"), dir.Path)
-            with { Steps = 1, TextEncoderSteps = 0, ClassImages = 3, ClassPromptsFromCaptions = true };
+            with { Steps = 1, TextEncoderSteps = 0, ClassImages = 3, ClassPromptsFromCaptions = true, BatchSize = 2, TimestepBias = DreamBooth.Training.Optim.TimestepBias.Parse("later:2:0.5") };
         using var model = DreamBooth.Loading.ModelSource.Load(options.Model);
         var (session, _, _, training) = Quickstart.Train(options, model, Path.Combine(dir.Path, "session"));
         Assert.True(training.Completed);
         Assert.True(session.File.Options.ClassPromptsFromCaptions);
+        Assert.Equal(2, session.File.Options.BatchSize);
+        Assert.Equal(options.TimestepBias, session.File.Options.TimestepBias); // the quickstart's timestep sampling reaches the trainer
+        Assert.Equal(DreamBooth.Training.Optim.TimestepBiasStrategy.Later, session.File.Options.TimestepBias.Strategy);
         var concept = session.File.Concepts.Single();
         var captions = Directory.GetFiles(session.ClassFolder(concept), "*.txt").Order(StringComparer.Ordinal).Select(f => File.ReadAllText(f).Trim()).ToArray();
         Assert.Equal(3, captions.Length);
@@ -136,5 +139,15 @@ public class DreamBenchAverageTests
         var lr = DreamBooth.Tests.Cli.CliHarness.Run("tinyworld", "dreambench", "--lr", "2");
         Assert.NotEqual(0, lr.Code);
         Assert.Contains("--lr must be in (0, 1)", lr.Err);
+        foreach (var command in new[] { "dreambench", "quickstart" })
+        {
+            var args = command == "dreambench" ? new[] { "tinyworld", command, "--timestep-bias", "sooner:2" } : new[] { command, "--timestep-bias", "sooner:2" };
+            var bias = DreamBooth.Tests.Cli.CliHarness.Run(args);
+            Assert.NotEqual(0, bias.Code);
+            Assert.Contains("--timestep-bias: timestep bias 'sooner:2': unknown strategy 'sooner'", bias.Err);
+            var batch = DreamBooth.Tests.Cli.CliHarness.Run([.. args.Take(args.Length - 2), "--batch-size", "0"]);
+            Assert.NotEqual(0, batch.Code);
+            Assert.Contains("--batch-size must be ≥ 1 (got 0)", batch.Err);
+        }
     }
 }
