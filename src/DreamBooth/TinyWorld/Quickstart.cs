@@ -52,8 +52,8 @@ public sealed record QuickstartOptions
 
     /// <summary>
     /// Timestep sampling of the DreamBooth steps (<see cref="TrainingOptions.TimestepBias"/>, diffusers'
-    /// <c>--timestep_bias_*</c>); uniform by default. Measured on the mini DreamBench (README): <c>later:2:0.5</c> (the
-    /// noisier half drawn twice as often) sharpened the outline for one training seed and lost it for two others.
+    /// <c>--timestep_bias_*</c>); uniform by default. Measured on the mini DreamBench's prompts (README): <c>later:2:0.5</c>
+    /// (the noisier half drawn twice as often) scored 0.76 / 0.62 / 0.57 for training seeds 1234 / 1 / 2 — no gain on average.
     /// </summary>
     public TimestepBias TimestepBias { get; init; } = new();
 
