@@ -33,19 +33,25 @@ public static class GradClip
         if (grads.Count == 0) return 0.0;
         var device = grads[0].device;
         var norms = new List<Tensor>(grads.Count);
+        // No TorchSharp call here takes a Scalar: torch.linalg.vector_norm(x, 2) builds its `ord` Scalar inside and only
+        // passes the handle on, so the garbage collector may finalize (free) that Scalar while libtorch still reads it —
+        // seen once as "Unknown scalar type" from linalg_vector_norm in a parallel test run. Σx² then √ uses tensors only.
         foreach (var g in grads)
         {
             // one scope per gradient: the float32 copy of a bf16 gradient is released at once (all of them together
             // would be a float32 copy of every gradient, 3.4 GB for SD 1.5's UNet)
             using var inner = torch.NewDisposeScope();
-            norms.Add(torch.linalg.vector_norm(g.to(ScalarType.Float32), 2).to(device).MoveToOuterDisposeScope());
+            norms.Add(g.to(ScalarType.Float32).square().sum().to(device).MoveToOuterDisposeScope());
         }
-        var total = torch.linalg.vector_norm(torch.stack(norms), 2);
+        var total = torch.stack(norms).sum().sqrt();
         double totalNorm = total.cpu().item<float>();
         if (!double.IsFinite(totalNorm) || maxNorm is null) return totalNorm;
-        var clipCoef = (maxNorm / (total + 1e-6)).clamp_max(1.0);
+        double coef = maxNorm.Value / (totalNorm + 1e-6);
+        if (coef >= 1.0) return totalNorm;
+        // the Scalar is held by `using` until every multiply has returned
+        using var scale = coef.ToScalar();
         foreach (var g in grads)
-            g.mul_(clipCoef.to(g.device));
+            g.mul_(scale);
         return totalNorm;
     }
 }
