@@ -77,7 +77,13 @@ public static class TrainCommand
                 UnmaskedWeight = pr.GetValue(unmaskedWeight) ?? o.UnmaskedWeight,
             };
             try { o.Validate(); }
-            catch (ArgumentException e) { throw new CliException($"{e.Message} (set it with the matching --option)"); }
+            catch (ArgumentException e)
+            {
+                // name the option that sets the refused TrainingOptions property, when this command has one
+                var option = cmd.Options.FirstOrDefault(opt => string.Equals(opt.Name.Replace("-", ""), e.ParamName, StringComparison.OrdinalIgnoreCase));
+                var message = e.ParamName is { } param ? e.Message.Replace($" (Parameter '{param}')", "") : e.Message;
+                throw new CliException(option is null ? $"{message} (set it with the matching --option)" : $"{message}; set it with {option.Name}");
+            }
             s.Update(f => f with { Options = o });
             var (dev, _) = GenerationOptions.Placement(GenerationOptions.ParseDevice(pr.GetValue(device)!), DTypeChoice.Fp32);
             using var model = ModelSource.Load(s.File.BaseModel, dev, torch.ScalarType.Float32);
