@@ -224,6 +224,10 @@ public sealed class AutoencoderKL : nn.Module
 
     private Action<string, Tensor>? observer;
 
+    /// <summary>The decoding half's parameters (post_quant_conv and the decoder), e.g. to fine-tune the decoder alone.</summary>
+    public IEnumerable<Parameter> DecoderParameters() =>
+        (post_quant_conv?.parameters() ?? []).Concat(decoder.parameters());
+
     /// <summary>Image [B, 3, H, W] in [-1, 1] → posterior over latents [B, latent_channels, H/f, W/f].</summary>
     public DiagonalGaussian Encode(Tensor image)
     {

@@ -90,6 +90,21 @@ public sealed record PretrainOptions
     /// </summary>
     public double VaePasteWeight { get; init; }
 
+    /// <summary>
+    /// ResNet blocks per VAE level (diffusers' <c>layers_per_block</c>; the decoder has one more per level). A loaded VAE
+    /// (<see cref="VaeFrom"/>) with fewer is <b>grown</b>: each added block starts as the identity (its second
+    /// convolution zero), so the grown VAE computes exactly what the loaded one did until <see cref="VaeContinueSteps"/>
+    /// train it (`--vae-layers-per-block`).
+    /// </summary>
+    public int VaeLayersPerBlock { get; init; } = 1;
+
+    /// <summary>
+    /// With <see cref="VaeContinueSteps"/>: train only the decoder (and post_quant_conv); the loaded encoder stays exactly
+    /// as it is, so every latent a UNet was trained on is unchanged (`--vae-freeze-encoder`). The latent-paste term then
+    /// teaches the decoder to draw the loaded encoder's object codes on other backgrounds.
+    /// </summary>
+    public bool VaeFreezeEncoder { get; init; }
+
     /// <summary>VAE optimiser steps.</summary>
     public int VaeSteps { get; init; } = 1200;
 
@@ -269,7 +284,7 @@ public sealed record PretrainOptions
         Check(VaeLearningRate > 0 && VaeLearningRate < 1, nameof(VaeLearningRate), VaeLearningRate, "must lie in (0, 1); 1e-3 works.");
         Check(VaeKlWeight >= 0 && VaeKlWeight < 1, nameof(VaeKlWeight), VaeKlWeight, "must lie in [0, 1); SD uses ~1e-6.");
         Check(InitFrom is null || Directory.Exists(Path.Combine(InitFrom, "unet")), nameof(InitFrom), InitFrom ?? "", "(--init-from) must be a model folder written by this recipe (with unet/ and text_encoder/).");
-        Check(InitFrom is null || (VaeFrom != null && (VaeContinueSteps == 0 || VaeAnchorWeight > 0)), nameof(InitFrom), InitFrom ?? "", "continues a UNet trained on fixed latents: set VaeFrom (--vae-from) to the same model, and either keep VaeContinueSteps at 0 or anchor the latents with VaeAnchorWeight (--vae-anchor-weight 1).");
+        Check(InitFrom is null || (VaeFrom != null && (VaeContinueSteps == 0 || VaeAnchorWeight > 0 || VaeFreezeEncoder)), nameof(InitFrom), InitFrom ?? "", "continues a UNet trained on fixed latents: set VaeFrom (--vae-from) to the same model, and either keep VaeContinueSteps at 0, anchor the latents with VaeAnchorWeight (--vae-anchor-weight 1) or keep the encoder with VaeFreezeEncoder (--vae-freeze-encoder).");
         Check(VaePatternFraction is >= 0 and <= 1, nameof(VaePatternFraction), VaePatternFraction, "(--vae-pattern-fraction) must lie in [0, 1].");
         Check(UnetPatternFraction is >= 0 and <= 1, nameof(UnetPatternFraction), UnetPatternFraction, "(--unet-pattern-fraction) must lie in [0, 1].");
         Check(!UnetPatternColourWords || UnetPatternFraction > 0, nameof(UnetPatternColourWords), UnetPatternColourWords, "(--unet-pattern-colours) captions the patterned objects of --unet-pattern-fraction, which is 0: set a fraction > 0 or drop the switch.");
@@ -277,6 +292,8 @@ public sealed record PretrainOptions
         Check(VaePasteWeight == 0 || VaePatternFraction > 0, nameof(VaePasteWeight), VaePasteWeight, "pastes patterned objects between backgrounds: set VaePatternFraction (--vae-pattern-fraction) above 0 too.");
         Check(VaeAnchorWeight >= 0, nameof(VaeAnchorWeight), VaeAnchorWeight, "(--vae-anchor-weight) must be ≥ 0.");
         Check(VaeAnchorWeight == 0 || VaeContinueSteps > 0, nameof(VaeAnchorWeight), VaeAnchorWeight, "anchors a continued VAE to the loaded one: set VaeContinueSteps (--vae-continue-steps) and VaeFrom (--vae-from) too.");
+        Check(VaeLayersPerBlock is >= 1 and <= 4, nameof(VaeLayersPerBlock), VaeLayersPerBlock, "(--vae-layers-per-block) must lie in 1..4.");
+        Check(!VaeFreezeEncoder || VaeContinueSteps > 0, nameof(VaeFreezeEncoder), VaeFreezeEncoder, "(--vae-freeze-encoder) fine-tunes the decoder of a loaded VAE: set VaeFrom (--vae-from) and VaeContinueSteps (--vae-continue-steps) too.");
         Check(VaeContinueSteps >= 0, nameof(VaeContinueSteps), VaeContinueSteps, "must be ≥ 0 (0 reuses VaeFrom as it is).");
         Check(VaeContinueSteps == 0 || VaeFrom != null, nameof(VaeContinueSteps), VaeContinueSteps, "continues training a loaded VAE: set VaeFrom (--vae-from) too, or use VaeSteps to train one from scratch.");
         Check(VaeContinueLearningRate > 0 && VaeContinueLearningRate < 1, nameof(VaeContinueLearningRate), VaeContinueLearningRate, "must lie in (0, 1).");

@@ -31,7 +31,7 @@ public static class TinyModelConfigs
         BlockOutChannels = o.VaeChannels.ToArray(),
         DownBlockTypes = Enumerable.Repeat("DownEncoderBlock2D", o.VaeChannels.Length).ToArray(),
         UpBlockTypes = Enumerable.Repeat("UpDecoderBlock2D", o.VaeChannels.Length).ToArray(),
-        LayersPerBlock = 1,
+        LayersPerBlock = o.VaeLayersPerBlock,
         LatentChannels = 4,
         NormNumGroups = o.VaeNormGroups,
         SampleSize = ImageSize,

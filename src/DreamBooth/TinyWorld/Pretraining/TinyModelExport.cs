@@ -152,7 +152,9 @@ public static class TinyModelExport
         var anchor = o.VaeAnchorWeight > 0
             ? $", plus {o.VaeAnchorWeight.ToString(inv)}·MSE between the encoder's latents of the scenes and the loaded VAE's (the anchor that keeps a UNet trained on those latents valid)"
             : "";
-        return $"{from}, then {Training(o.VaeContinueSteps, o.VaeContinueLearningRate)}{anchor}{end}";
+        var grown = o.VaeLayersPerBlock != 1 ? $"; grown to {o.VaeLayersPerBlock} ResNet blocks per level (the added blocks start as the identity)" : "";
+        var frozen = o.VaeFreezeEncoder ? " (decoder and post_quant_conv only: the encoder, and so every latent, stays the loaded one's)" : "";
+        return $"{from}{grown}, then {Training(o.VaeContinueSteps, o.VaeContinueLearningRate)}{frozen}{anchor}{end}";
     }
 
     /// <summary>Replaces the evaluation section of the model folder's README.md with <paramref name="markdown"/>.</summary>
@@ -257,6 +259,8 @@ public static class TinyModelExport
         if (o.UnetPatternColourWords && o.UnetSteps > 0) parts.Add("--unet-pattern-colours true");
         if (o.VaeAnchorWeight != d.VaeAnchorWeight) parts.Add($"--vae-anchor-weight {o.VaeAnchorWeight.ToString(inv)}");
         if (o.VaePasteWeight != d.VaePasteWeight) parts.Add($"--vae-paste-weight {o.VaePasteWeight.ToString(inv)}");
+        if (o.VaeFreezeEncoder) parts.Add("--vae-freeze-encoder");
+        if (o.VaeLayersPerBlock != d.VaeLayersPerBlock) parts.Add($"--vae-layers-per-block {o.VaeLayersPerBlock}");
         if (o.InitFrom is not null) parts.Add($"--init-from {Path.GetFileName(o.InitFrom.TrimEnd('/', '\\'))}");
         parts.Add($"--text-pretrain-steps {o.TextPretrainSteps} --unet-steps {o.UnetSteps}");
         if (o.Prediction != d.Prediction) parts.Add($"--prediction {(o.Prediction == Sampling.PredictionType.VPrediction ? "v" : "epsilon")}");

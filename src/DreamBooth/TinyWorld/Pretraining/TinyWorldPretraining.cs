@@ -102,7 +102,7 @@ public static class TinyWorldPretraining
         if (options.VaeFrom is { } vaeFolder)
         {
             // reuse an already trained VAE (same architecture): the VAE stage is deterministic, so this skips ~9 minutes
-            LoadComponent(vae, vaeFolder, "vae", "diffusion_pytorch_model");
+            LoadVae(vae, vaeFolder, options.VaeLayersPerBlock);
             // keep the reused VAE's recorded final loss in this run's recipe
             vaeLoss = RecordedLoss(vaeFolder, "final_vae_loss");
             if (options.VaeContinueSteps > 0)
@@ -196,6 +196,57 @@ public static class TinyWorldPretraining
         finally { foreach (var t in state.Values) t.Dispose(); }
     }
 
+    /// <summary>
+    /// Loads the VAE of <paramref name="modelFolder"/> into <paramref name="vae"/>. A loaded VAE with fewer ResNet blocks
+    /// per level than <paramref name="layersPerBlock"/> is grown: the blocks it lacks (the last ones of each level) keep
+    /// their initialisation except their second convolution, which is zeroed, so each is the identity (x + 0) and the
+    /// grown VAE computes exactly what the loaded one did.
+    /// </summary>
+    static void LoadVae(AutoencoderKL vae, string modelFolder, int layersPerBlock)
+    {
+        var folder = Path.Combine(modelFolder, "vae");
+        var (configPath, config) = ComponentLoader.ReadConfig<AutoencoderKLConfig>(folder);
+        int loaded = config.LayersPerBlock;
+        if (loaded == layersPerBlock)
+        {
+            LoadComponent(vae, modelFolder, "vae", "diffusion_pytorch_model");
+            return;
+        }
+        if (loaded > layersPerBlock)
+            throw new ArgumentException($"{configPath}: that VAE has layers_per_block {loaded}; VaeLayersPerBlock (--vae-layers-per-block) can grow a loaded VAE but not shrink it: set it to {loaded} or more.", nameof(modelFolder));
+        // the blocks the loaded VAE lacks: encoder resnets loaded.., decoder resnets loaded + 1.. (diffusers' decoder has one more per level)
+        bool Added(string key)
+        {
+            var parts = key.Split('.');
+            int at = Array.IndexOf(parts, "resnets");
+            if (at < 0 || at + 1 >= parts.Length || !int.TryParse(parts[at + 1], System.Globalization.CultureInfo.InvariantCulture, out int index)) return false;
+            return parts[0] switch
+            {
+                "encoder" => parts[1] == "down_blocks" && index >= loaded,
+                "decoder" => parts[1] == "up_blocks" && index >= loaded + 1,
+                _ => false,
+            };
+        }
+        var file = ComponentLoader.FindWeights(folder, ["diffusion_pytorch_model"], null);
+        var state = Safetensors.Load(file);
+        try
+        {
+            var target = vae.state_dict();
+            var kept = target.Where(kv => !Added(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value);
+            var missing = kept.Keys.Where(k => !state.ContainsKey(k)).ToList();
+            var unexpected = state.Keys.Where(k => !kept.ContainsKey(k)).ToList();
+            if (missing.Count + unexpected.Count > 0)
+                throw new ModelLoadException(file, $"cannot grow this VAE to layers_per_block {layersPerBlock}: {missing.Count} weights missing ({string.Join(", ", missing.Take(5))}), {unexpected.Count} unexpected ({string.Join(", ", unexpected.Take(5))}).");
+            using var noGrad = torch.no_grad();
+            foreach (var (k, t) in target)
+            {
+                if (!Added(k)) t.copy_(state[k]);
+                else if (k.Contains(".conv2.", StringComparison.Ordinal)) t.zero_();
+            }
+        }
+        finally { foreach (var t in state.Values) t.Dispose(); }
+    }
+
     /// <summary>Renders every sample to a uint8 tensor [N, 3, 64, 64].</summary>
     static Tensor RenderAll(TinyWorldDataset dataset, IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct) =>
         Render(dataset.Count, dataset.Options.ImageSize, i => dataset[i].Render(), progress, clock, ct);
@@ -263,7 +314,10 @@ public static class TinyWorldPretraining
         IProgress<PretrainProgress>? progress, Stopwatch clock, CancellationToken ct)
     {
         vae.train();
-        var parameters = vae.parameters().ToList();
+        // a frozen encoder (VaeFreezeEncoder) keeps every latent of the loaded VAE: only the decoding half learns
+        var parameters = (o.VaeFreezeEncoder ? vae.DecoderParameters() : vae.parameters()).ToList();
+        if (o.VaeFreezeEncoder)
+            foreach (var p in vae.parameters().Except(parameters)) p.requires_grad = false;
         using var opt = new AdamW([new ParameterGroup("vae", parameters, learningRate)], new AdamWOptions { WeightDecay = 0 });
         var schedule = new LrScheduleOptions { Kind = LrScheduleKind.Cosine, WarmupSteps = Math.Min(o.WarmupSteps, Math.Max(0, steps - 1)), TrainingSteps = Math.Max(1, steps) };
         long n = pixels.shape[0];

@@ -265,7 +265,67 @@ public class TinyWorldPretrainingTests
         Assert.Contains("--vae-paste-weight 1", card);
     }
 
+    [Fact]
+    public void AFrozenEncoderKeepsEveryLatentAndTrainsTheDecoder()
+    {
+        using var dir = TestPaths.NewTempDir("pretrain-freeze");
+        var first = Path.Combine(dir.Path, "first");
+        TinyWorldPretraining.Run(Tiny, first);
+        var tuned = Path.Combine(dir.Path, "tuned");
+        // no anchor needed with --init-from: the encoder cannot move
+        var o = Tiny with { VaeFrom = first, InitFrom = first, VaeContinueSteps = 4, VaeFreezeEncoder = true, VaePasteWeight = 1, TextPretrainSteps = 0, UnetSteps = 0 };
+        TinyWorldPretraining.Run(o, tuned);
+        using (var a = StableDiffusionModel.FromPretrained(first))
+        using (var b = StableDiffusionModel.FromPretrained(tuned))
+        {
+            var sa = a.Vae.state_dict();
+            var sb = b.Vae.state_dict();
+            foreach (var key in sa.Keys.Where(k => k.StartsWith("encoder.", StringComparison.Ordinal) || k.StartsWith("quant_conv.", StringComparison.Ordinal)))
+                Assert.True(sa[key].allclose(sb[key], 0, 0), $"{key} changed although the encoder was frozen");
+            Assert.False(sa["decoder.conv_out.weight"].allclose(sb["decoder.conv_out.weight"], 0, 0));
+            Assert.False(sa["post_quant_conv.weight"].allclose(sb["post_quant_conv.weight"], 0, 0));
+        }
+        var card = File.ReadAllText(Path.Combine(tuned, "README.md"));
+        Assert.Contains("--vae-freeze-encoder", card);
+        Assert.Contains("decoder and post_quant_conv only", card);
+    }
+
+    [Fact]
+    public void AGrownVaeStartsAsTheLoadedOneAndThenTrainsItsNewBlocks()
+    {
+        using var dir = TestPaths.NewTempDir("pretrain-grow");
+        var first = Path.Combine(dir.Path, "first");
+        TinyWorldPretraining.Run(Tiny, first);
+        var grown = Path.Combine(dir.Path, "grown");
+        TinyWorldPretraining.Run(Tiny with { VaeFrom = first, InitFrom = first, VaeLayersPerBlock = 2, TextPretrainSteps = 0, UnetSteps = 0 }, grown);
+        var tuned = Path.Combine(dir.Path, "tuned");
+        TinyWorldPretraining.Run(Tiny with { VaeFrom = first, InitFrom = first, VaeLayersPerBlock = 2, VaeContinueSteps = 3, VaeAnchorWeight = 1, TextPretrainSteps = 0, UnetSteps = 0 }, tuned);
+        using var a = StableDiffusionModel.FromPretrained(first);
+        using var b = StableDiffusionModel.FromPretrained(grown);
+        using var c = StableDiffusionModel.FromPretrained(tuned);
+        Assert.Equal(1, a.Vae.Config.LayersPerBlock);
+        Assert.Equal(2, b.Vae.Config.LayersPerBlock);
+        Assert.True(b.Vae.parameters().Sum(p => p.numel()) > a.Vae.parameters().Sum(p => p.numel()));
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        using var noGrad = TorchSharp.torch.no_grad();
+        var x = TorchSharp.torch.rand([2, 3, 64, 64], generator: new TorchSharp.torch.Generator(5)) * 2 - 1;
+        // the added blocks are the identity: same latents, same image (up to fp16 storage of both)
+        var za = a.Vae.Encode(x).Mean;
+        var zb = b.Vae.Encode(x).Mean;
+        Assert.True(za.allclose(zb, 1e-4, 1e-4));
+        Assert.True(a.Vae.Decode(za).allclose(b.Vae.Decode(zb), 1e-4, 1e-4));
+        // continued training moves the new blocks' zeroed convolutions
+        Assert.True(b.Vae.state_dict()["decoder.up_blocks.0.resnets.2.conv2.weight"].abs().max().item<float>() == 0);
+        Assert.True(c.Vae.state_dict()["decoder.up_blocks.0.resnets.2.conv2.weight"].abs().max().item<float>() > 0);
+        Assert.Contains("--vae-layers-per-block 2", File.ReadAllText(Path.Combine(tuned, "README.md")));
+        // a loaded VAE is never shrunk
+        var e = Assert.ThrowsAny<ArgumentException>(() => TinyWorldPretraining.Run(Tiny with { VaeFrom = tuned, InitFrom = tuned, VaeLayersPerBlock = 1, TextPretrainSteps = 0, UnetSteps = 0 }, Path.Combine(dir.Path, "shrunk")));
+        Assert.Contains("VaeLayersPerBlock", e.Message);
+    }
+
     [Theory]
+    [InlineData("VaeLayersPerBlock")]
+    [InlineData("VaeFreezeEncoder")]
     [InlineData("VaeNormGroups")]
     [InlineData("UnetHeads")]
     [InlineData("CaptionDropout")]
@@ -285,6 +345,9 @@ public class TinyWorldPretrainingTests
     {
         var o = option switch
         {
+            // only a loaded, continued VAE has an encoder to keep
+            "VaeFreezeEncoder" => Tiny with { VaeFreezeEncoder = true },
+            "VaeLayersPerBlock" => Tiny with { VaeLayersPerBlock = 0 },
             "VaeNormGroups" => Tiny with { VaeNormGroups = 3 },
             "UnetHeads" => Tiny with { UnetHeads = 5 },
             "CaptionDropout" => Tiny with { CaptionDropout = 1.5 },
