@@ -207,11 +207,6 @@ public static class TinyWorldPretraining
         var folder = Path.Combine(modelFolder, "vae");
         var (configPath, config) = ComponentLoader.ReadConfig<AutoencoderKLConfig>(folder);
         int loaded = config.LayersPerBlock;
-        if (loaded == layersPerBlock)
-        {
-            LoadComponent(vae, modelFolder, "vae", "diffusion_pytorch_model");
-            return;
-        }
         if (loaded > layersPerBlock)
             throw new ArgumentException($"{configPath}: that VAE has layers_per_block {loaded}; VaeLayersPerBlock (--vae-layers-per-block) can grow a loaded VAE but not shrink it: set it to {loaded} or more.", nameof(modelFolder));
         // the blocks the loaded VAE lacks: encoder resnets loaded.., decoder resnets loaded + 1.. (diffusers' decoder has one more per level)
@@ -231,18 +226,12 @@ public static class TinyWorldPretraining
         var state = Safetensors.Load(file);
         try
         {
-            var target = vae.state_dict();
-            var kept = target.Where(kv => !Added(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value);
-            var missing = kept.Keys.Where(k => !state.ContainsKey(k)).ToList();
-            var unexpected = state.Keys.Where(k => !kept.ContainsKey(k)).ToList();
-            if (missing.Count + unexpected.Count > 0)
-                throw new ModelLoadException(file, $"cannot grow this VAE to layers_per_block {layersPerBlock}: {missing.Count} weights missing ({string.Join(", ", missing.Take(5))}), {unexpected.Count} unexpected ({string.Join(", ", unexpected.Take(5))}).");
-            using var noGrad = torch.no_grad();
-            foreach (var (k, t) in target)
-            {
-                if (!Added(k)) t.copy_(state[k]);
-                else if (k.Contains(".conv2.", StringComparison.Ordinal)) t.zero_();
-            }
+            // the added blocks load their own (initial) values, with conv2 zeroed; everything else strictly from the file
+            var source = new Dictionary<string, Tensor>(state);
+            using (torch.no_grad())
+                foreach (var (k, t) in vae.state_dict().Where(kv => Added(kv.Key)))
+                    source[k] = k.Contains(".conv2.", StringComparison.Ordinal) ? t.zero_() : t;
+            StateDicts.LoadStrict(vae, source, file);
         }
         finally { foreach (var t in state.Values) t.Dispose(); }
     }

@@ -14,6 +14,9 @@ public class TinyWorldPretrainingTests
 {
     static PretrainOptions Tiny => PretrainOptions.Tiny with { TokenizerFolder = TestPaths.ParityPath("tokenizer"), Threads = 0 };
 
+    /// <summary>Options that keep the UNet and text encoder of <paramref name="model"/> and load (grow, continue) its VAE.</summary>
+    static PretrainOptions ContinuingTheVaeOf(string model) => Tiny with { VaeFrom = model, InitFrom = model, TextPretrainSteps = 0, UnetSteps = 0 };
+
     [Fact]
     public void TinyRecipeWritesALoadableDiffusersFolderThatGenerates()
     {
@@ -169,7 +172,7 @@ public class TinyWorldPretrainingTests
         }
         // continuing that model: same UNet weights at the start, so with a zero learning-rate step nothing changes
         var cont = Path.Combine(dir.Path, "continued");
-        TinyWorldPretraining.Run(Tiny with { VaeFrom = outFolder, InitFrom = outFolder, TextPretrainSteps = 0, UnetSteps = 1, UnetLearningRate = 1e-12, TextLearningRate = 1e-12, EmaDecay = 0 }, cont);
+        TinyWorldPretraining.Run(ContinuingTheVaeOf(outFolder) with { UnetSteps = 1, UnetLearningRate = 1e-12, TextLearningRate = 1e-12, EmaDecay = 0 }, cont);
         using (var a = StableDiffusionModel.FromPretrained(outFolder))
         using (var b = StableDiffusionModel.FromPretrained(cont))
         {
@@ -253,7 +256,7 @@ public class TinyWorldPretrainingTests
         var first = Path.Combine(dir.Path, "first");
         TinyWorldPretraining.Run(Tiny, first);
         var pasted = Path.Combine(dir.Path, "pasted");
-        var o = Tiny with { VaeFrom = first, InitFrom = first, VaeContinueSteps = 4, VaeAnchorWeight = 1, VaePasteWeight = 1, TextPretrainSteps = 0, UnetSteps = 0 };
+        var o = ContinuingTheVaeOf(first) with { VaeContinueSteps = 4, VaeAnchorWeight = 1, VaePasteWeight = 1 };
         var result = TinyWorldPretraining.Run(o, pasted);
         Assert.True(double.IsFinite(result.FinalVaeLoss));
         using (var a = StableDiffusionModel.FromPretrained(first))
@@ -273,7 +276,7 @@ public class TinyWorldPretrainingTests
         TinyWorldPretraining.Run(Tiny, first);
         var tuned = Path.Combine(dir.Path, "tuned");
         // no anchor needed with --init-from: the encoder cannot move
-        var o = Tiny with { VaeFrom = first, InitFrom = first, VaeContinueSteps = 4, VaeFreezeEncoder = true, VaePasteWeight = 1, TextPretrainSteps = 0, UnetSteps = 0 };
+        var o = ContinuingTheVaeOf(first) with { VaeContinueSteps = 4, VaeFreezeEncoder = true, VaePasteWeight = 1 };
         TinyWorldPretraining.Run(o, tuned);
         using (var a = StableDiffusionModel.FromPretrained(first))
         using (var b = StableDiffusionModel.FromPretrained(tuned))
@@ -297,9 +300,9 @@ public class TinyWorldPretrainingTests
         var first = Path.Combine(dir.Path, "first");
         TinyWorldPretraining.Run(Tiny, first);
         var grown = Path.Combine(dir.Path, "grown");
-        TinyWorldPretraining.Run(Tiny with { VaeFrom = first, InitFrom = first, VaeLayersPerBlock = 2, TextPretrainSteps = 0, UnetSteps = 0 }, grown);
+        TinyWorldPretraining.Run(ContinuingTheVaeOf(first) with { VaeLayersPerBlock = 2 }, grown);
         var tuned = Path.Combine(dir.Path, "tuned");
-        TinyWorldPretraining.Run(Tiny with { VaeFrom = first, InitFrom = first, VaeLayersPerBlock = 2, VaeContinueSteps = 3, VaeAnchorWeight = 1, TextPretrainSteps = 0, UnetSteps = 0 }, tuned);
+        TinyWorldPretraining.Run(ContinuingTheVaeOf(first) with { VaeLayersPerBlock = 2, VaeContinueSteps = 3, VaeAnchorWeight = 1 }, tuned);
         using var a = StableDiffusionModel.FromPretrained(first);
         using var b = StableDiffusionModel.FromPretrained(grown);
         using var c = StableDiffusionModel.FromPretrained(tuned);
@@ -319,7 +322,7 @@ public class TinyWorldPretrainingTests
         Assert.True(c.Vae.state_dict()["decoder.up_blocks.0.resnets.2.conv2.weight"].abs().max().item<float>() > 0);
         Assert.Contains("--vae-layers-per-block 2", File.ReadAllText(Path.Combine(tuned, "README.md")));
         // a loaded VAE is never shrunk
-        var e = Assert.ThrowsAny<ArgumentException>(() => TinyWorldPretraining.Run(Tiny with { VaeFrom = tuned, InitFrom = tuned, VaeLayersPerBlock = 1, TextPretrainSteps = 0, UnetSteps = 0 }, Path.Combine(dir.Path, "shrunk")));
+        var e = Assert.ThrowsAny<ArgumentException>(() => TinyWorldPretraining.Run(ContinuingTheVaeOf(tuned) with { VaeLayersPerBlock = 1 }, Path.Combine(dir.Path, "shrunk")));
         Assert.Contains("VaeLayersPerBlock", e.Message);
     }
 
