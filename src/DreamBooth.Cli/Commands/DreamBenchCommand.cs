@@ -48,8 +48,12 @@ public static class DreamBenchCommand
             var results = DreamBench.Compare(training, Path.GetFullPath(pr.GetValue(work)!), options,
                 progress: new Training.InlineProgress<string>(m => Cli.Err.WriteLine(m)), ct: Cli.Cancellation, trainingSeeds: trainingSeeds);
             foreach (var r in results) Cli.Out.WriteLine(r.ToString());
-            using (var baseModel = Loading.ModelSource.Load(training.Model)) Cli.Out.WriteLine(DreamBench.VaeCeiling(baseModel).ToString());
-            Cli.Out.WriteLine($"({clock.Elapsed.TotalMinutes:F1} min; subject fidelity = mean SubjectFidelity score of identifier prompts, prompt fidelity = background and position obeyed, leakage = class prompts that draw the subject; the VAE round trip is about the most subject fidelity this model's decoder allows)");
+            using (var baseModel = Loading.ModelSource.Load(training.Model))
+            {
+                Cli.Out.WriteLine(DreamBench.VaeCeiling(baseModel).ToString());
+                Cli.Out.WriteLine(DreamBench.LatentContrast(baseModel).ToString());
+            }
+            Cli.Out.WriteLine($"({clock.Elapsed.TotalMinutes:F1} min; subject fidelity = mean SubjectFidelity score of identifier prompts, prompt fidelity = background and position obeyed, leakage = class prompts that draw the subject; the VAE round trip is about the most subject fidelity this model's decoder allows; the latent contrast is how far the VAE puts the subject's colours from each background's — the smaller, the more easily the UNet loses them there)");
             return 0;
         });
         return cmd;

@@ -110,6 +110,33 @@ public class DreamBenchCeilingTests
     }
 }
 
+public class DreamBenchLatentContrastTests
+{
+    [Fact]
+    public void TheLatentContrastIsADistanceAndShowsWhyWhiteIsTheHardBackground()
+    {
+        using var model = DreamBooth.Loading.ModelSource.Load(QuickstartTests.TinyModel);
+        var c = DreamBench.LatentContrast(model);
+        Assert.Equal(TinyWorldPalette.All.Count, c.Colors.Count);
+        foreach (var a in c.Colors)
+            foreach (var b in c.Colors)
+            {
+                Assert.Equal(c.Distance(a, b), c.Distance(b, a), 9);
+                if (a == b) Assert.Equal(0.0, c.Distance(a, b), 9);
+                else Assert.True(c.Distance(a, b) > 0.1, $"{a}/{b}: {c.Distance(a, b)}");
+            }
+        // measured on the committed VAE (README): purple sits near blue and white, far from red and black; white is
+        // the benchmark background where the subject's colours are closest to the background, red and black the farthest
+        var bgs = DreamBench.Backgrounds();
+        Assert.Equal([NamedColor.Red, NamedColor.Orange, NamedColor.White, NamedColor.Black], bgs);
+        Assert.True(c.Distance(NamedColor.Purple, NamedColor.White) < c.Distance(NamedColor.Purple, NamedColor.Red));
+        Assert.True(c.Distance(NamedColor.Purple, NamedColor.Blue) < c.Distance(NamedColor.Purple, NamedColor.Green));
+        Assert.True(c.SubjectContrast(NamedColor.White) < Math.Min(c.SubjectContrast(NamedColor.Red), c.SubjectContrast(NamedColor.Black)));
+        Assert.Contains("white", c.ToString());
+        Assert.Contains("blue (photos)", c.ToString());
+    }
+}
+
 public class DreamBenchAverageTests
 {
     [Fact]
