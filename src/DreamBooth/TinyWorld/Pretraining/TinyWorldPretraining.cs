@@ -665,7 +665,8 @@ public static class TinyWorldPretraining
         ema?.CopyTo();
         unet.eval();
         te.eval();
-        return tail.Average();
+        // NaN (not an exception) when every tail step was skipped as non-finite, as the VAE and text stages report it
+        return tail.Count == 0 ? double.NaN : tail.Average();
     }
 
     /// <summary>Exponential moving average of parameters (shadow copies in float32); <see cref="CopyTo"/> writes them back.</summary>
