@@ -191,7 +191,7 @@ public static class TinyModelExport
             ["parameters"] = JsonSerializer.SerializeToNode(r.Parameters),
             ["scaling_factor"] = Math.Round(r.ScalingFactor, 5),
             ["final_vae_loss"] = Math.Round(r.FinalVaeLoss, 5),
-            ["final_unet_loss"] = Math.Round(r.FinalUnetLoss, 5),
+            ["final_unet_loss"] = double.IsFinite(r.FinalUnetLoss) ? Math.Round(r.FinalUnetLoss, 5) : null,
             ["final_text_loss"] = double.IsFinite(r.FinalTextLoss) ? Math.Round(r.FinalTextLoss, 5) : null,
             ["unet_steps_done"] = r.UnetStepsDone,
             ["vae_stage_seconds"] = r.VaeSeconds,
