@@ -44,6 +44,8 @@ public static class TinyWorldCommand
         var unetPatterns = new Option<double?>("--unet-pattern-fraction") { Description = "Captioned multi-coloured objects added to the UNet's data, as a fraction of --samples (default 0)." };
         var unetPatternColours = new Option<bool?>("--unet-pattern-colours") { Description = "With --unet-pattern-fraction: caption those objects with their colour words (\"a yellow and red diamond …\") instead of colourlessly." };
         var vaeAnchor = new Option<double?>("--vae-anchor-weight") { Description = "With --vae-continue-steps: keep the scenes' latents where the loaded VAE put them (weight of the drift penalty; needed with --init-from)." };
+        var vaeSeparation = new Option<double?>("--vae-colour-separation") { Description = "Weight of the colour-separation term: plain palette colours' latents must lie at least --vae-colour-margin × ΔE/100 apart (default 0 = off; moves the latents, so the UNet must be pretrained again)." };
+        var vaeMargin = new Option<double?>("--vae-colour-margin") { Description = "Latent distance per 100 ΔE that --vae-colour-separation asks for (default 2.5)." };
         var vaePaste = new Option<double?>("--vae-paste-weight") { Description = "Weight of the latent-paste term: a patterned object's latents pasted into another background's must decode to the object there (default 0 = off)." };
         var vaeFreezeEncoder = new Option<bool?>("--vae-freeze-encoder") { Description = "With --vae-continue-steps: train only the decoder; the loaded encoder's latents stay exactly as they are." };
         var vaeLayers = new Option<int?>("--vae-layers-per-block") { Description = "ResNet blocks per VAE level (default 1); with --vae-from, a VAE with fewer is grown by identity-initialised blocks." };
@@ -55,7 +57,7 @@ public static class TinyWorldCommand
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Folder with CLIP's vocab.json + merges.txt (default: data/models/tiny-sd/tokenizer of this repository)." };
         var cmd = new Command("pretrain", "Train the tiny VAE, text encoder and UNet on TinyWorld and write a diffusers folder.")
         {
-            output, seed, vaeSteps, vaeFrom, unetSteps, samples, threads, unetChannels, unetBatch, snapshot, highNoise, noiseOffset, unetLr, textLr, textSteps, vaeContinue, vaeContinueLr, vaePatterns, unetPatterns, unetPatternColours, vaeAnchor, vaePaste, vaeFreezeEncoder, vaeLayers, prediction, zeroSnr, objectWeight, initFrom, quick, tokenizer,
+            output, seed, vaeSteps, vaeFrom, unetSteps, samples, threads, unetChannels, unetBatch, snapshot, highNoise, noiseOffset, unetLr, textLr, textSteps, vaeContinue, vaeContinueLr, vaePatterns, unetPatterns, unetPatternColours, vaeAnchor, vaePaste, vaeSeparation, vaeMargin, vaeFreezeEncoder, vaeLayers, prediction, zeroSnr, objectWeight, initFrom, quick, tokenizer,
         };
         cmd.SetAction((pr, ct) =>
         {
@@ -85,6 +87,8 @@ public static class TinyWorldCommand
                 UnetPatternColourWords = pr.GetValue(unetPatternColours) ?? o.UnetPatternColourWords,
                 VaeAnchorWeight = pr.GetValue(vaeAnchor) ?? o.VaeAnchorWeight,
                 VaePasteWeight = pr.GetValue(vaePaste) ?? o.VaePasteWeight,
+                VaeColourSeparation = pr.GetValue(vaeSeparation) ?? o.VaeColourSeparation,
+                VaeColourMargin = pr.GetValue(vaeMargin) ?? o.VaeColourMargin,
                 VaeFreezeEncoder = pr.GetValue(vaeFreezeEncoder) ?? o.VaeFreezeEncoder,
                 VaeLayersPerBlock = pr.GetValue(vaeLayers) ?? o.VaeLayersPerBlock,
                 Prediction = pr.GetValue(prediction) is { } pt ? Cli.ParsePredictionType(pt, "--prediction") : o.Prediction,

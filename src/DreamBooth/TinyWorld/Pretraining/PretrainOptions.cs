@@ -91,6 +91,22 @@ public sealed record PretrainOptions
     public double VaePasteWeight { get; init; }
 
     /// <summary>
+    /// Weight of the colour-separation term (`--vae-colour-separation`, default 0 = off): every VAE step also encodes a
+    /// plain image of each palette colour and penalises, for every pair, (margin − latent distance)² where their
+    /// distance (central mean latents, divided by the standard deviation of the batch's scene latents, i.e. about the
+    /// UNet's units) falls short of <see cref="VaeColourMargin"/> × ΔE / 100 (CIELAB ΔE76 of the pair). Why: v5 packs
+    /// the subject's purple 1.48 from white and 1.34 from blue (ΔE 99 and 34), its yellow 1.27 from orange, and
+    /// DreamBooth paints a subject colour that is a short latent step from the background as background
+    /// (<see cref="DreamBench.LatentContrast"/>, data/README.md). It moves the latents, so a UNet trained on the old
+    /// ones is invalid: refused with <see cref="VaeFreezeEncoder"/> (no encoder gradient) and not meant for
+    /// <see cref="InitFrom"/>.
+    /// </summary>
+    public double VaeColourSeparation { get; init; }
+
+    /// <summary>Margin of <see cref="VaeColourSeparation"/> in latent units per 100 ΔE (`--vae-colour-margin`, default 2.5: purple–white ≥ 2.5, red's contrast to the subject on v5).</summary>
+    public double VaeColourMargin { get; init; } = 2.5;
+
+    /// <summary>
     /// ResNet blocks per VAE level (diffusers' <c>layers_per_block</c>; the decoder has one more per level). A loaded VAE
     /// (<see cref="VaeFrom"/>) with fewer is <b>grown</b>: each added block starts as the identity (its second
     /// convolution zero), so the grown VAE computes exactly what the loaded one did until <see cref="VaeContinueSteps"/>
@@ -294,6 +310,10 @@ public sealed record PretrainOptions
         Check(VaePasteWeight == 0 || VaePatternFraction > 0, nameof(VaePasteWeight), VaePasteWeight, "pastes patterned objects between backgrounds: set VaePatternFraction (--vae-pattern-fraction) above 0 too.");
         Check(VaeAnchorWeight >= 0, nameof(VaeAnchorWeight), VaeAnchorWeight, "(--vae-anchor-weight) must be ≥ 0.");
         Check(VaeAnchorWeight == 0 || VaeContinueSteps > 0, nameof(VaeAnchorWeight), VaeAnchorWeight, "anchors a continued VAE to the loaded one: set VaeContinueSteps (--vae-continue-steps) and VaeFrom (--vae-from) too.");
+        Check(VaeColourSeparation >= 0, nameof(VaeColourSeparation), VaeColourSeparation, "(--vae-colour-separation) must be ≥ 0.");
+        Check(VaeColourMargin > 0, nameof(VaeColourMargin), VaeColourMargin, "(--vae-colour-margin) must be > 0 (latent units per 100 ΔE; 2.5 works).");
+        Check(VaeColourSeparation == 0 || !VaeFreezeEncoder, nameof(VaeColourSeparation), VaeColourSeparation, "(--vae-colour-separation) moves the encoder's latents, which --vae-freeze-encoder keeps fixed: drop one of them.");
+        Check(VaeColourSeparation == 0 || InitFrom is null, nameof(VaeColourSeparation), VaeColourSeparation, "(--vae-colour-separation) moves the latents a UNet from --init-from was trained on: pretrain the UNet again (drop --init-from).");
         Check(VaeLayersPerBlock is >= 1 and <= 4, nameof(VaeLayersPerBlock), VaeLayersPerBlock, "(--vae-layers-per-block) must lie in 1..4.");
         Check(!VaeFreezeEncoder || VaeContinueSteps > 0, nameof(VaeFreezeEncoder), VaeFreezeEncoder, "(--vae-freeze-encoder) fine-tunes the decoder of a loaded VAE: set VaeFrom (--vae-from) and VaeContinueSteps (--vae-continue-steps) too.");
         Check(VaeContinueSteps >= 0, nameof(VaeContinueSteps), VaeContinueSteps, "must be ≥ 0 (0 reuses VaeFrom as it is).");

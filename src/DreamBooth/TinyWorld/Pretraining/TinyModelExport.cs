@@ -144,7 +144,8 @@ public static class TinyModelExport
         string Training(int steps, double lr) =>
             $"{steps} AdamW steps of {o.VaeBatchSize} images, lr {lr.ToString(inv)} (warm-up {o.WarmupSteps}, cosine), L1 + MSE reconstruction (object pixels ×{(1 + o.VaeObjectWeight).ToString(inv)}) + {o.VaeKlWeight.ToString(inv)}·KL"
             + (o.VaePatternFraction > 0 ? $"; {o.VaePatternFraction.ToString("P0", inv)} of each batch are uncaptioned multi-coloured objects (`PatternedObjects`: checkers, halves, stripes, rings, dots — never the demo subject's look) so the autoencoder keeps colour detail the captioned scenes never show" : "")
-            + (o.VaePasteWeight > 0 && o.VaePatternFraction > 0 ? $"; plus {o.VaePasteWeight.ToString(inv)}× the latent-paste term (each patterned object's latents pasted into the latents of the same object rendered on another background must decode to it there, so an object's code does not depend on its surroundings)" : "");
+            + (o.VaePasteWeight > 0 && o.VaePatternFraction > 0 ? $"; plus {o.VaePasteWeight.ToString(inv)}× the latent-paste term (each patterned object's latents pasted into the latents of the same object rendered on another background must decode to it there, so an object's code does not depend on its surroundings)" : "")
+            + (o.VaeColourSeparation > 0 ? $"; plus {o.VaeColourSeparation.ToString(inv)}× the colour-separation term (the latents of plain palette colours, in units of the scene latents' std, at least {o.VaeColourMargin.ToString(inv)} × ΔE/100 apart)" : "");
         var end = o.InitFrom is not null ? "; then frozen, latents cached, scaling_factor kept from the continued model." : "; then frozen, latents cached, scaling_factor = 1/std of the latents.";
         if (o.VaeFrom is null) return $"2. VAE: {Training(o.VaeSteps, o.VaeLearningRate)}{end}";
         var from = $"2. VAE: loaded from `{Path.GetFileName(o.VaeFrom.TrimEnd('/', '\\'))}` (see that model's recipe)";
@@ -259,6 +260,8 @@ public static class TinyModelExport
         if (o.UnetPatternColourWords && o.UnetSteps > 0) parts.Add("--unet-pattern-colours true");
         if (o.VaeAnchorWeight != d.VaeAnchorWeight) parts.Add($"--vae-anchor-weight {o.VaeAnchorWeight.ToString(inv)}");
         if (o.VaePasteWeight != d.VaePasteWeight) parts.Add($"--vae-paste-weight {o.VaePasteWeight.ToString(inv)}");
+        if (o.VaeColourSeparation != d.VaeColourSeparation) parts.Add($"--vae-colour-separation {o.VaeColourSeparation.ToString(inv)}");
+        if (o.VaeColourMargin != d.VaeColourMargin) parts.Add($"--vae-colour-margin {o.VaeColourMargin.ToString(inv)}");
         if (o.VaeFreezeEncoder) parts.Add("--vae-freeze-encoder");
         if (o.VaeLayersPerBlock != d.VaeLayersPerBlock) parts.Add($"--vae-layers-per-block {o.VaeLayersPerBlock}");
         if (o.InitFrom is not null) parts.Add($"--init-from {Path.GetFileName(o.InitFrom.TrimEnd('/', '\\'))}");

@@ -269,6 +269,61 @@ public class TinyWorldPretrainingTests
     }
 
     [Fact]
+    public void TheColourSeparationTermPushesCloseColoursApartAndIsRecorded()
+    {
+        // the term alone, on a fresh tiny VAE: it is zero when every pair is far enough, and a few steps of it
+        // raise the closest pair's distance (in margin units)
+        TorchSharp.torch.manual_seed(7);
+        using var vae = new DreamBooth.Models.Vae.AutoencoderKL(TinyModelConfigs.Vae(Tiny));
+        using var plain = TinyWorldPretraining.PlainColours(32);
+        Assert.Equal(new long[] { TinyWorldPalette.All.Count, 3, 32, 32 }, plain.shape);
+        using var margins = TinyWorldPretraining.ColourMargins(2.5);
+        Assert.Equal(0f, margins[2, 2].item<float>());
+        Assert.InRange(margins[(int)NamedColor.Purple, (int)NamedColor.White].item<float>(), 2.4f, 2.6f); // ΔE ≈ 99
+        var one = TorchSharp.torch.tensor(1f);
+        using (TorchSharp.torch.no_grad())
+            Assert.Equal(0f, TinyWorldPretraining.ColourSeparationLoss(vae, plain, TorchSharp.torch.zeros_like(margins), one).item<float>());
+        double Shortest()
+        {
+            using var noGrad = TorchSharp.torch.no_grad();
+            var z = vae.Encode(plain).Mean.mean([2, 3]);
+            var d = (z.unsqueeze(1) - z.unsqueeze(0)).pow(2).sum(2).sqrt() + TorchSharp.torch.eye(z.shape[0]) * 1e6;
+            return (d / (margins + TorchSharp.torch.eye(z.shape[0]))).min().item<float>();
+        }
+        var before = Shortest();
+        using var opt = TorchSharp.torch.optim.Adam(vae.parameters(), 1e-2);
+        double first = double.NaN, last = double.NaN;
+        for (int i = 0; i < 20; i++)
+        {
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            opt.zero_grad();
+            var loss = TinyWorldPretraining.ColourSeparationLoss(vae, plain, margins, one);
+            loss.backward();
+            opt.step();
+            if (i == 0) first = loss.item<float>(); else last = loss.item<float>();
+        }
+        Assert.True(first > 0, $"a fresh VAE packs some colours closer than the margin (loss {first})");
+        Assert.True(last < first / 2, $"separation loss {first} → {last}");
+        Assert.True(Shortest() > before, $"closest pair (margin units) {before} → {Shortest()}");
+
+        // it moves the latents, so it is refused with a frozen encoder and with a UNet continued on the old latents
+        var model = Path.Combine(TestPaths.RepoRoot, "data", "models", "tiny-sd");
+        var frozen = Tiny with { VaeFrom = model, VaeContinueSteps = 5, VaeFreezeEncoder = true, VaeColourSeparation = 1 };
+        Assert.Contains("--vae-freeze-encoder", Assert.ThrowsAny<ArgumentException>(frozen.Validate).Message);
+        var continued = ContinuingTheVaeOf(model) with { VaeContinueSteps = 5, VaeAnchorWeight = 1, VaeColourSeparation = 1 };
+        Assert.Contains("--init-from", Assert.ThrowsAny<ArgumentException>(continued.Validate).Message);
+
+        // a short recipe with it runs and records the term and the command
+        using var dir = TestPaths.NewTempDir("pretrain-separate");
+        var folder = Path.Combine(dir.Path, "separated");
+        var result = TinyWorldPretraining.Run(Tiny with { VaeColourSeparation = 1, VaeColourMargin = 3 }, folder);
+        Assert.True(double.IsFinite(result.FinalVaeLoss));
+        var card = File.ReadAllText(Path.Combine(folder, "README.md"));
+        Assert.Contains("colour-separation term", card);
+        Assert.Contains("--vae-colour-separation 1 --vae-colour-margin 3", card);
+    }
+
+    [Fact]
     public void AFrozenEncoderKeepsEveryLatentAndTrainsTheDecoder()
     {
         using var dir = TestPaths.NewTempDir("pretrain-freeze");
@@ -340,6 +395,8 @@ public class TinyWorldPretrainingTests
     [InlineData("VaePatternFraction")]
     [InlineData("VaeAnchorWeight")]
     [InlineData("VaePasteWeight")]
+    [InlineData("VaeColourSeparation")]
+    [InlineData("VaeColourMargin")]
     [InlineData("UnetPatternFraction")]
     [InlineData("UnetPatternColourWords")]
     [InlineData("UnetSteps")]
@@ -366,6 +423,8 @@ public class TinyWorldPretrainingTests
             "VaeAnchorWeight" => Tiny with { VaeAnchorWeight = 1 },
             // the paste term pastes patterned objects, so it needs some
             "VaePasteWeight" => Tiny with { VaePasteWeight = 1, VaePatternFraction = 0 },
+            "VaeColourSeparation" => Tiny with { VaeColourSeparation = -1 },
+            "VaeColourMargin" => Tiny with { VaeColourMargin = 0 },
             // 0 UNet steps only make sense when continuing a model
             "UnetSteps" => Tiny with { UnetSteps = 0 },
             // a continued VAE without an anchor would move the latents under the loaded UNet
