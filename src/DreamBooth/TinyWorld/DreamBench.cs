@@ -238,24 +238,17 @@ public static class DreamBench
     {
         ArgumentNullException.ThrowIfNull(model);
         var colors = TinyWorldPalette.All;
-        var size = model.DefaultResolution;
-        var codes = new List<float[]>();
-        using (var noGrad = TorchSharp.torch.no_grad())
-            foreach (var c in colors)
-            {
-                using var scope = TorchSharp.torch.NewDisposeScope();
-                var (r, g, b) = TinyWorldPalette.ToRgb(c);
-                using var plain = new Image<Rgb24>(size, size, new Rgb24(r, g, b));
-                var latents = model.Vae.Encode(Imaging.ImageTensor.ToTensor(plain).unsqueeze(0).to(model.Vae.DType).to(model.Device)).Mean
-                    .to(TorchSharp.torch.ScalarType.Float32).cpu();
-                long h = latents.shape[2], w = latents.shape[3];
-                var centre = latents[.., .., (int)(h / 4)..(int)(h - h / 4), (int)(w / 4)..(int)(w - w / 4)];
-                codes.Add((centre.mean([0, 2, 3]) * model.Vae.Config.ScalingFactor).data<float>().ToArray());
-            }
         var d = new double[colors.Count, colors.Count];
-        for (var i = 0; i < colors.Count; i++)
-            for (var j = 0; j < colors.Count; j++)
-                d[i, j] = Math.Sqrt(codes[i].Zip(codes[j], (x, y) => (double)(x - y) * (x - y)).Sum());
+        using (var noGrad = TorchSharp.torch.no_grad())
+        using (var scope = TorchSharp.torch.NewDisposeScope())
+        {
+            var plain = PaletteLatents.PlainImages(model.DefaultResolution).to(model.Vae.DType).to(model.Device);
+            var codes = PaletteLatents.Codes(model.Vae, plain).to(TorchSharp.torch.ScalarType.Float64).cpu() * model.Vae.Config.ScalingFactor;
+            var distances = PaletteLatents.Distances(codes).data<double>().ToArray();
+            for (var i = 0; i < colors.Count; i++)
+                for (var j = 0; j < colors.Count; j++)
+                    d[i, j] = i == j ? 0 : distances[i * colors.Count + j];
+        }
         return new DreamBenchLatentContrast(colors, d);
     }
 

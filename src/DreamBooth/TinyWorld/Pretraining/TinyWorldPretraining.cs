@@ -313,7 +313,7 @@ public static class TinyWorldPretraining
         var tail = new List<double>();
         int tailFrom = steps - Math.Max(1, steps / 10);
         var guard = new NonFiniteSteps(3);
-        using var plain = o.VaeColourSeparation > 0 ? PlainColours((int)pixels.shape[2]) : null;
+        using var plain = o.VaeColourSeparation > 0 ? PaletteLatents.PlainImages((int)pixels.shape[2]) : null;
         using var margins = o.VaeColourSeparation > 0 ? ColourMargins(o.VaeColourMargin) : null;
         for (int step = 0; step < steps; step++)
         {
@@ -359,14 +359,6 @@ public static class TinyWorldPretraining
         return tail.Count == 0 ? double.NaN : tail.Average();
     }
 
-    /// <summary>Plain images of every palette colour (in <see cref="TinyWorldPalette.All"/> order), [-1, 1], size × size.</summary>
-    internal static Tensor PlainColours(int size) =>
-        torch.stack(TinyWorldPalette.All.Select(c =>
-        {
-            var (r, g, b) = TinyWorldPalette.ToRgb(c);
-            return torch.tensor(new[] { r / 127.5f - 1, g / 127.5f - 1, b / 127.5f - 1 }).view(3, 1, 1).expand(3, size, size);
-        }).ToList());
-
     /// <summary>The colour-separation margins: <paramref name="perHundredDeltaE"/> × ΔE76 / 100 for every pair of palette colours (zero diagonal).</summary>
     internal static Tensor ColourMargins(double perHundredDeltaE)
     {
@@ -385,10 +377,8 @@ public static class TinyWorldPretraining
     /// </summary>
     internal static Tensor ColourSeparationLoss(AutoencoderKL vae, Tensor plain, Tensor margins, Tensor latentStd)
     {
-        var z = vae.Encode(plain).Mean;
-        long h = z.shape[2], w = z.shape[3];
-        var codes = z[.., .., (int)(h / 4)..(int)(h - h / 4), (int)(w / 4)..(int)(w - w / 4)].mean([2, 3]) / latentStd.clamp_min(1e-6);
-        var d = (codes.unsqueeze(1) - codes.unsqueeze(0)).pow(2).sum(2).add(1e-12).sqrt();
+        var codes = PaletteLatents.Codes(vae, plain) / latentStd.clamp_min(1e-6);
+        var d = PaletteLatents.Distances(codes);
         var k = codes.shape[0];
         var offDiagonal = 1 - torch.eye(k);
         return ((margins - d).clamp_min(0).pow(2) * offDiagonal).sum() / (k * (k - 1));

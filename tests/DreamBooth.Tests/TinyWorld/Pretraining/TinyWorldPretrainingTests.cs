@@ -275,7 +275,7 @@ public class TinyWorldPretrainingTests
         // raise the closest pair's distance (in margin units)
         TorchSharp.torch.manual_seed(7);
         using var vae = new DreamBooth.Models.Vae.AutoencoderKL(TinyModelConfigs.Vae(Tiny));
-        using var plain = TinyWorldPretraining.PlainColours(32);
+        using var plain = PaletteLatents.PlainImages(32);
         Assert.Equal(new long[] { TinyWorldPalette.All.Count, 3, 32, 32 }, plain.shape);
         using var margins = TinyWorldPretraining.ColourMargins(2.5);
         Assert.Equal(0f, margins[2, 2].item<float>());
