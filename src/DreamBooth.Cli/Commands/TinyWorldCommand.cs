@@ -52,7 +52,7 @@ public static class TinyWorldCommand
         var prediction = new Option<string?>("--prediction") { Description = "What the UNet predicts: epsilon or v_prediction." };
         var zeroSnr = new Option<bool?>("--zero-terminal-snr") { Description = "Train on SD's schedule rescaled to zero terminal SNR (needs --prediction v_prediction)." };
         var objectWeight = new Option<double?>("--unet-object-weight") { Description = "Extra weight of latent positions covered by an object in the diffusion loss (0 = off)." };
-        var initFrom = new Option<string?>("--init-from") { Description = "Continue the UNet and text encoder of this model folder (use with --vae-from <same folder> --text-pretrain-steps 0)." };
+        var initFrom = new Option<string?>("--init-from") { Description = "Start the UNet and text encoder from this model folder: with --vae-from <same folder> to continue it, or --vae-from <another model> --unet-steps N to warm-start a UNet for that VAE (scaling_factor = 1/std of its latents); usually with --text-pretrain-steps 0." };
         var quick = new Option<bool>("--quick") { Description = "A few-minute smoke recipe (the model it makes is not good)." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Folder with CLIP's vocab.json + merges.txt (default: data/models/tiny-sd/tokenizer of this repository)." };
         var cmd = new Command("pretrain", "Train the tiny VAE, text encoder and UNet on TinyWorld and write a diffusers folder.")

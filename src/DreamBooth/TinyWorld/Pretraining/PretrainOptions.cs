@@ -162,10 +162,21 @@ public sealed record PretrainOptions
 
     /// <summary>
     /// Start the UNet and the text encoder from this model folder (an earlier run of the recipe with the same sizes)
-    /// instead of from random weights, to continue its training; usually with <see cref="VaeFrom"/> set to the same
-    /// folder (the latents must be the ones it was trained on) and <see cref="TextPretrainSteps"/> = 0.
+    /// instead of from random weights; usually with <see cref="TextPretrainSteps"/> = 0. Two uses:
+    /// <list type="bullet">
+    /// <item><b>Continue</b> it: <see cref="VaeFrom"/> is the same folder (the latents it was trained on, unchanged,
+    /// anchored or with a frozen encoder), and its scaling_factor is kept.</item>
+    /// <item><b>Warm-start</b> a UNet for another VAE (<see cref="VaeFrom"/> another folder, e.g. one trained with
+    /// <see cref="VaeColourSeparation"/>): the scaling_factor is 1/std of the new latents, so they reach the UNet in the
+    /// units it was trained in, and <see cref="UnetSteps"/> ≥ 1 adapt it — measured, a third of a from-scratch run's
+    /// steps reach a lower loss (data/README.md).</item>
+    /// </list>
     /// </summary>
     public string? InitFrom { get; init; }
+
+    /// <summary>True when <see cref="InitFrom"/>'s UNet keeps its own latents (<see cref="VaeFrom"/> is the same folder) and so its scaling_factor.</summary>
+    internal bool ContinuesInitLatents => InitFrom is not null && VaeFrom is not null
+        && string.Equals(Path.GetFullPath(InitFrom).TrimEnd('/', '\\'), Path.GetFullPath(VaeFrom).TrimEnd('/', '\\'), StringComparison.Ordinal);
 
     /// <summary>Captions per text-pretraining step.</summary>
     public int TextPretrainBatchSize { get; init; } = 64;
@@ -302,7 +313,9 @@ public sealed record PretrainOptions
         Check(VaeLearningRate > 0 && VaeLearningRate < 1, nameof(VaeLearningRate), VaeLearningRate, "must lie in (0, 1); 1e-3 works.");
         Check(VaeKlWeight >= 0 && VaeKlWeight < 1, nameof(VaeKlWeight), VaeKlWeight, "must lie in [0, 1); SD uses ~1e-6.");
         Check(InitFrom is null || Directory.Exists(Path.Combine(InitFrom, "unet")), nameof(InitFrom), InitFrom ?? "", "(--init-from) must be a model folder written by this recipe (with unet/ and text_encoder/).");
-        Check(InitFrom is null || (VaeFrom != null && (VaeContinueSteps == 0 || VaeAnchorWeight > 0 || VaeFreezeEncoder)), nameof(InitFrom), InitFrom ?? "", "continues a UNet trained on fixed latents: set VaeFrom (--vae-from) to the same model, and either keep VaeContinueSteps at 0, anchor the latents with VaeAnchorWeight (--vae-anchor-weight 1) or keep the encoder with VaeFreezeEncoder (--vae-freeze-encoder).");
+        Check(InitFrom is null || VaeFrom != null, nameof(InitFrom), InitFrom ?? "", "(--init-from) starts the UNet from a model whose latents come from a trained VAE: set VaeFrom (--vae-from) to the same model to continue it, or to another model's VAE to warm-start a UNet for it.");
+        Check(!ContinuesInitLatents || VaeContinueSteps == 0 || VaeAnchorWeight > 0 || VaeFreezeEncoder, nameof(InitFrom), InitFrom ?? "", "continues a UNet trained on fixed latents: keep VaeContinueSteps at 0, anchor the latents with VaeAnchorWeight (--vae-anchor-weight 1) or keep the encoder with VaeFreezeEncoder (--vae-freeze-encoder).");
+        Check(InitFrom is null || VaeFrom is null || ContinuesInitLatents || UnetSteps >= 1, nameof(InitFrom), InitFrom ?? "", "with --vae-from another model, the UNet of --init-from meets latents it was not trained on: set UnetSteps (--unet-steps) ≥ 1 to adapt it (a third of a from-scratch run is plenty).");
         Check(VaePatternFraction is >= 0 and <= 1, nameof(VaePatternFraction), VaePatternFraction, "(--vae-pattern-fraction) must lie in [0, 1].");
         Check(UnetPatternFraction is >= 0 and <= 1, nameof(UnetPatternFraction), UnetPatternFraction, "(--unet-pattern-fraction) must lie in [0, 1].");
         Check(!UnetPatternColourWords || UnetPatternFraction > 0, nameof(UnetPatternColourWords), UnetPatternColourWords, "(--unet-pattern-colours) captions the patterned objects of --unet-pattern-fraction, which is 0: set a fraction > 0 or drop the switch.");

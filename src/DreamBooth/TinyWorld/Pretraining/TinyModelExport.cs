@@ -146,7 +146,7 @@ public static class TinyModelExport
             + (o.VaePatternFraction > 0 ? $"; {o.VaePatternFraction.ToString("P0", inv)} of each batch are uncaptioned multi-coloured objects (`PatternedObjects`: checkers, halves, stripes, rings, dots — never the demo subject's look) so the autoencoder keeps colour detail the captioned scenes never show" : "")
             + (o.VaePasteWeight > 0 && o.VaePatternFraction > 0 ? $"; plus {o.VaePasteWeight.ToString(inv)}× the latent-paste term (each patterned object's latents pasted into the latents of the same object rendered on another background must decode to it there, so an object's code does not depend on its surroundings)" : "")
             + (o.VaeColourSeparation > 0 ? $"; plus {o.VaeColourSeparation.ToString(inv)}× the colour-separation term (the latents of plain palette colours, in units of the scene latents' std, at least {o.VaeColourMargin.ToString(inv)} × ΔE/100 apart)" : "");
-        var end = o.InitFrom is not null ? "; then frozen, latents cached, scaling_factor kept from the continued model." : "; then frozen, latents cached, scaling_factor = 1/std of the latents.";
+        var end = o.ContinuesInitLatents ? "; then frozen, latents cached, scaling_factor kept from the continued model." : "; then frozen, latents cached, scaling_factor = 1/std of the latents.";
         if (o.VaeFrom is null) return $"2. VAE: {Training(o.VaeSteps, o.VaeLearningRate)}{end}";
         var from = $"2. VAE: loaded from `{Path.GetFileName(o.VaeFrom.TrimEnd('/', '\\'))}` (see that model's recipe)";
         if (o.VaeContinueSteps == 0) return from + end;

@@ -129,8 +129,8 @@ public static class TinyWorldPretraining
         captions = [.. captions, .. Enumerable.Range(0, unetPatterns).Select(i => PatternedObjects.Caption(PatternedObjects.Sample(options.Seed, i), options.UnetPatternColourWords))];
         var (latents, std) = trainsUnet ? EncodeLatents(vae, unetPixels, progress, total, cancellationToken) : ((Tensor?)null, double.NaN);
         using var _latents = latents;
-        // a continued UNet keeps the latent scale it was trained with
-        double scaling = options.InitFrom is { } initModel ? ReadScalingFactor(initModel) : Math.Round(1.0 / std, 5); // the value vae/config.json stores, so the UNet trains with exactly it
+        // a continued UNet keeps the latent scale it was trained with; a warm-started one (another VAE) gets the new latents' 1/std
+        double scaling = options.ContinuesInitLatents ? ReadScalingFactor(options.InitFrom!) : Math.Round(1.0 / std, 5); // the value vae/config.json stores, so the UNet trains with exactly it
         double vaeSeconds = total.Elapsed.TotalSeconds;
 
         // 3. text encoder + UNet

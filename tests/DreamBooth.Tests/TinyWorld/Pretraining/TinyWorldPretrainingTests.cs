@@ -190,7 +190,7 @@ public class TinyWorldPretrainingTests
     }
 
     [Fact]
-    public void AnchoredVaeContinuationKeepsTheLoadedUnetAndItsLatents()
+    public void AnchoredVaeContinuationKeepsTheLoadedUnetAndItsLatentsWhileAWarmStartTakesTheNewScale()
     {
         using var dir = TestPaths.NewTempDir("pretrain-anchor");
         var first = Path.Combine(dir.Path, "first");
@@ -199,7 +199,7 @@ public class TinyWorldPretrainingTests
         var anchored = Path.Combine(dir.Path, "anchored");
         var free = Path.Combine(dir.Path, "free");
         var result = TinyWorldPretraining.Run(continued with { VaeAnchorWeight = 20, InitFrom = first, UnetSteps = 0 }, anchored);
-        TinyWorldPretraining.Run(continued, free);
+        var freeResult = TinyWorldPretraining.Run(continued, free);
 
         // the UNet and text encoder are the loaded ones, bit for bit, and so is the latent scale they were trained with
         Assert.Equal(0, result.UnetStepsDone);
@@ -211,6 +211,19 @@ public class TinyWorldPretrainingTests
         foreach (var (name, t) in a.Unet.state_dict()) Assert.True(t.eq(b.Unet.state_dict()[name]).all().item<bool>(), $"unet {name} changed");
         foreach (var (name, t) in a.TextEncoder.state_dict()) Assert.True(t.eq(b.TextEncoder.state_dict()[name]).all().item<bool>(), $"text encoder {name} changed");
         Assert.False(a.Vae.state_dict()["decoder.conv_out.weight"].allclose(b.Vae.state_dict()["decoder.conv_out.weight"]));
+
+        // warm start: the first UNet adapted to the freely continued VAE's latents takes their 1/std as scaling_factor
+        // (not the first model's), and keeping that UNet unchanged on latents it never saw is refused
+        var warm = Path.Combine(dir.Path, "warm");
+        var warmOptions = Tiny with { VaeFrom = free, InitFrom = first, TextPretrainSteps = 0, UnetSteps = 2 };
+        var warmResult = TinyWorldPretraining.Run(warmOptions, warm);
+        // (the free model's own factor came from its float32 VAE, the warm start's from that VAE saved as fp16)
+        string scales = $"warm {warmResult.ScalingFactor}, free {freeResult.ScalingFactor}, first {firstResult.ScalingFactor}";
+        Assert.True(Math.Abs(warmResult.ScalingFactor / freeResult.ScalingFactor - 1) < 1e-3, scales);
+        Assert.True(Math.Abs(warmResult.ScalingFactor / firstResult.ScalingFactor - 1) > 1e-2, scales);
+        Assert.Contains("scaling_factor = 1/std", File.ReadAllText(Path.Combine(warm, "README.md")));
+        var e = Assert.ThrowsAny<ArgumentException>((warmOptions with { UnetSteps = 0 }).Validate);
+        Assert.Contains("--unet-steps", e.Message);
 
         // the anchor keeps the scenes' latents near the loaded VAE's; the free continuation moves them further
         using var scope = torch.NewDisposeScope();
