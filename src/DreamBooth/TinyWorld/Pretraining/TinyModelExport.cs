@@ -119,7 +119,7 @@ public static class TinyModelExport
                 ? $"4. Text encoder + UNet: those of `{Path.GetFileName(o.InitFrom.TrimEnd('/', '\\'))}`, unchanged (see that model's recipe; the anchored VAE keeps their latents and scaling_factor), so the final UNet loss below is that run's."
                 : $"4. Text encoder + UNet jointly{(o.InitFrom is null ? "" : $", starting from those of `{Path.GetFileName(o.InitFrom.TrimEnd('/', '\\'))}`")}: {o.UnetSteps} AdamW steps of {o.UnetBatchSize} latents{(o.UnetPatternFraction > 0 ? $" (the scenes plus {Math.Round(o.TrainSamples * o.UnetPatternFraction).ToString(inv)} `PatternedObjects` {(o.UnetPatternColourWords ? "captioned with their colour words, e.g. \"a yellow and red diamond in the top left on a green background\"" : "captioned without colour, e.g. \"a diamond in the top left on a green background\"")}, so the UNet can draw multi-coloured objects)" : "")}, lr {o.UnetLearningRate.ToString(inv)} / {o.TextLearningRate.ToString(inv)} (warm-up, cosine), {Objective(o)}, caption dropout {o.CaptionDropout.ToString(inv)} (classifier-free guidance), offset noise {o.NoiseOffset.ToString(inv)}, grad-norm clip {o.MaxGradNorm.ToString(inv)}, EMA {o.EmaDecay.ToString(inv)} (exported).",
             "",
-            $"Outcome: final VAE loss {r.FinalVaeLoss.ToString("F4", inv)} (L1 + MSE, mean of the last 10% of steps), final text loss {(double.IsFinite(r.FinalTextLoss) ? r.FinalTextLoss.ToString("F4", inv) : "n/a")} (attribute cross-entropy, last 10%), final UNet loss {r.FinalUnetLoss.ToString("F4", inv)} ({(o.Prediction == Sampling.PredictionType.VPrediction ? "v" : "ε")}-MSE{(o.UnetObjectWeight > 0 ? ", object-weighted" : "")}, last 10%), UNet steps done {r.UnetStepsDone}/{o.UnetSteps}.",
+            $"Outcome: final VAE loss {LossText(r.FinalVaeLoss)} (L1 + MSE, mean of the last 10% of steps), final text loss {LossText(r.FinalTextLoss)} (attribute cross-entropy, last 10%), final UNet loss {LossText(r.FinalUnetLoss)} ({(o.Prediction == Sampling.PredictionType.VPrediction ? "v" : "ε")}-MSE{(o.UnetObjectWeight > 0 ? ", object-weighted" : "")}, last 10%), UNet steps done {r.UnetStepsDone}/{o.UnetSteps}.",
             $"Time: VAE stage {r.VaeSeconds.ToString("F0", inv)} s, UNet stage {r.UnetSeconds.ToString("F0", inv)} s, total {r.TotalSeconds.ToString("F0", inv)} s with {o.Threads} TorchSharp CPU threads. `recipe.json` holds every option.",
             "",
             EvalBegin,
@@ -191,9 +191,10 @@ public static class TinyModelExport
             ["options"] = options,
             ["parameters"] = JsonSerializer.SerializeToNode(r.Parameters),
             ["scaling_factor"] = Math.Round(r.ScalingFactor, 5),
-            ["final_vae_loss"] = Math.Round(r.FinalVaeLoss, 5),
-            ["final_unet_loss"] = double.IsFinite(r.FinalUnetLoss) ? Math.Round(r.FinalUnetLoss, 5) : null,
-            ["final_text_loss"] = double.IsFinite(r.FinalTextLoss) ? Math.Round(r.FinalTextLoss, 5) : null,
+            // a loss that is not known (a reused VAE without recipe.json, every tail step skipped) is null: JSON has no NaN
+            ["final_vae_loss"] = Loss(r.FinalVaeLoss),
+            ["final_unet_loss"] = Loss(r.FinalUnetLoss),
+            ["final_text_loss"] = Loss(r.FinalTextLoss),
             ["unet_steps_done"] = r.UnetStepsDone,
             ["vae_stage_seconds"] = r.VaeSeconds,
             ["unet_stage_seconds"] = r.UnetSeconds,
@@ -247,6 +248,11 @@ public static class TinyModelExport
 """;
 
     /// <summary>The <c>dreambooth tinyworld pretrain</c> command line that reproduces <paramref name="o"/> (options the CLI exposes).</summary>
+    static JsonNode? Loss(double value) => double.IsFinite(value) ? JsonValue.Create(Math.Round(value, 5)) : null;
+
+    /// <summary>A recorded loss for the model card: 4 decimals, or "n/a" when it is not known.</summary>
+    static string LossText(double value) => double.IsFinite(value) ? value.ToString("F4", CultureInfo.InvariantCulture) : "n/a";
+
     internal static string ReproduceCommand(PretrainOptions o)
     {
         var inv = CultureInfo.InvariantCulture;

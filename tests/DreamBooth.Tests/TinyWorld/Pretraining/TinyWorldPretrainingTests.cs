@@ -237,6 +237,27 @@ public class TinyWorldPretrainingTests
     }
 
     [Fact]
+    public void UnknownLossesAreRecordedAsNullAndNotAvailable()
+    {
+        // a VAE reused from a folder without recipe.json, or a stage whose every tail step was skipped as non-finite,
+        // has no final loss: recipe.json must still be valid JSON (it has no NaN) and the card must say so
+        var r = new PretrainResult
+        {
+            Folder = "x", FinalVaeLoss = double.NaN, FinalUnetLoss = double.NaN, FinalTextLoss = double.PositiveInfinity, ScalingFactor = 0.5,
+            VaeSeconds = 1, UnetSeconds = 2, TotalSeconds = 3, UnetStepsDone = 3, Parameters = new Dictionary<string, long> { ["unet"] = 1, ["vae"] = 2, ["text_encoder"] = 3 },
+        };
+        using var doc = JsonDocument.Parse(TinyModelExport.RecipeJson(Tiny, r));
+        foreach (var key in new[] { "final_vae_loss", "final_unet_loss", "final_text_loss" })
+            Assert.Equal(JsonValueKind.Null, doc.RootElement.GetProperty(key).ValueKind);
+        var card = TinyModelExport.Readme(Tiny, r);
+        Assert.Contains("final VAE loss n/a", card);
+        Assert.Contains("final UNet loss n/a", card);
+        Assert.DoesNotContain("NaN", card);
+        using var known = JsonDocument.Parse(TinyModelExport.RecipeJson(Tiny, r with { FinalVaeLoss = 0.123456 }));
+        Assert.Equal(0.12346, known.RootElement.GetProperty("final_vae_loss").GetDouble(), 6);
+    }
+
+    [Fact]
     public void PasteLossIsTheReconstructionWhenNothingIsPastedAndGrowsWhenCodesDependOnTheirSurroundings()
     {
         using var scope = torch.NewDisposeScope();
