@@ -168,8 +168,8 @@ public sealed record PretrainOptions
     /// anchored or with a frozen encoder), and its scaling_factor is kept.</item>
     /// <item><b>Warm-start</b> a UNet for another VAE (<see cref="VaeFrom"/> another folder, e.g. one trained with
     /// <see cref="VaeColourSeparation"/>): the scaling_factor is 1/std of the new latents, so they reach the UNet in the
-    /// units it was trained in, and <see cref="UnetSteps"/> ≥ 1 adapt it — measured, a third of a from-scratch run's
-    /// steps reach a lower loss (data/README.md).</item>
+    /// units it was trained in, and <see cref="UnetSteps"/> ≥ 1 adapt it (1,000–1,500 steps measured; the base
+    /// model got better, DreamBooth on it worse: data/README.md).</item>
     /// </list>
     /// </summary>
     public string? InitFrom { get; init; }
@@ -315,7 +315,7 @@ public sealed record PretrainOptions
         Check(InitFrom is null || Directory.Exists(Path.Combine(InitFrom, "unet")), nameof(InitFrom), InitFrom ?? "", "(--init-from) must be a model folder written by this recipe (with unet/ and text_encoder/).");
         Check(InitFrom is null || VaeFrom != null, nameof(InitFrom), InitFrom ?? "", "(--init-from) starts the UNet from a model whose latents come from a trained VAE: set VaeFrom (--vae-from) to the same model to continue it, or to another model's VAE to warm-start a UNet for it.");
         Check(!ContinuesInitLatents || VaeContinueSteps == 0 || VaeAnchorWeight > 0 || VaeFreezeEncoder, nameof(InitFrom), InitFrom ?? "", "continues a UNet trained on fixed latents: keep VaeContinueSteps at 0, anchor the latents with VaeAnchorWeight (--vae-anchor-weight 1) or keep the encoder with VaeFreezeEncoder (--vae-freeze-encoder).");
-        Check(InitFrom is null || VaeFrom is null || ContinuesInitLatents || UnetSteps >= 1, nameof(InitFrom), InitFrom ?? "", "with --vae-from another model, the UNet of --init-from meets latents it was not trained on: set UnetSteps (--unet-steps) ≥ 1 to adapt it (a third of a from-scratch run is plenty).");
+        Check(InitFrom is null || VaeFrom is null || ContinuesInitLatents || UnetSteps >= 1, nameof(InitFrom), InitFrom ?? "", "with --vae-from another model, the UNet of --init-from meets latents it was not trained on: set UnetSteps (--unet-steps) ≥ 1 to adapt it (1,000–1,500 steps were measured, data/README.md).");
         Check(VaePatternFraction is >= 0 and <= 1, nameof(VaePatternFraction), VaePatternFraction, "(--vae-pattern-fraction) must lie in [0, 1].");
         Check(UnetPatternFraction is >= 0 and <= 1, nameof(UnetPatternFraction), UnetPatternFraction, "(--unet-pattern-fraction) must lie in [0, 1].");
         Check(!UnetPatternColourWords || UnetPatternFraction > 0, nameof(UnetPatternColourWords), UnetPatternColourWords, "(--unet-pattern-colours) captions the patterned objects of --unet-pattern-fraction, which is 0: set a fraction > 0 or drop the switch.");

@@ -247,12 +247,13 @@ public static class TinyModelExport
 
 """;
 
-    /// <summary>The <c>dreambooth tinyworld pretrain</c> command line that reproduces <paramref name="o"/> (options the CLI exposes).</summary>
+    /// <summary>A recorded loss for recipe.json: rounded, or null when it is not known (JSON has no NaN).</summary>
     static JsonNode? Loss(double value) => double.IsFinite(value) ? JsonValue.Create(Math.Round(value, 5)) : null;
 
     /// <summary>A recorded loss for the model card: 4 decimals, or "n/a" when it is not known.</summary>
     static string LossText(double value) => double.IsFinite(value) ? value.ToString("F4", CultureInfo.InvariantCulture) : "n/a";
 
+    /// <summary>The <c>dreambooth tinyworld pretrain</c> command line that reproduces <paramref name="o"/> (options the CLI exposes).</summary>
     internal static string ReproduceCommand(PretrainOptions o)
     {
         var inv = CultureInfo.InvariantCulture;
