@@ -714,7 +714,10 @@ public static class TinyWorldPretraining
         public void Update(double decay)
         {
             using var noGrad = torch.no_grad();
-            for (int i = 0; i < parameters.Count; i++) shadow[i].lerp_(parameters[i], 1 - decay);
+            // one weight tensor (0-dim, as the implicit conversion makes it) held until every lerp_ has returned: an
+            // implicit temporary per call is referenced by nothing once its handle is passed on (see AdamW.ApplyAdamW)
+            using Tensor weight = 1 - decay;
+            for (int i = 0; i < parameters.Count; i++) shadow[i].lerp_(parameters[i], weight);
         }
 
         /// <summary>Exchanges the live weights and the averaged ones (twice = no change).</summary>

@@ -76,15 +76,27 @@ public sealed class AdamW : AdamWBase
     internal static void ApplyAdamW(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, long step,
         double lr, double weightDecay, double beta1, double beta2, double eps)
     {
-        param.mul_(1 - lr * weightDecay);
-        expAvg.lerp_(grad, 1 - beta1);
-        expAvgSq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+        // Every Scalar (and the lerp weight) is created explicitly and held by `using` until the calls that read it have
+        // returned. An implicit double → Scalar conversion leaves a temporary that nothing references once its handle is
+        // passed on, so the garbage collector may finalize (free) it while libtorch still reads it — seen in a 1,200-step
+        // DreamBooth run as "Expected false to be true" from c10::Scalar::toDouble in mul_ (GradClip has the same fix).
+        // Same values, same results.
         double biasCorrection1 = 1 - Math.Pow(beta1, step);
         double biasCorrection2 = 1 - Math.Pow(beta2, step);
         double stepSize = lr / biasCorrection1;
         double biasCorrection2Sqrt = Math.Sqrt(biasCorrection2);
-        using var denom = expAvgSq.sqrt().div_(biasCorrection2Sqrt).add_(eps);
-        param.addcdiv_(expAvg, denom, -stepSize);
+        using var decay = (1 - lr * weightDecay).ToScalar();
+        using Tensor oneMinusBeta1 = 1 - beta1; // lerp_ takes its weight as a tensor (0-dim, as the implicit conversion makes it)
+        using var beta2Scalar = beta2.ToScalar();
+        using var oneMinusBeta2 = (1 - beta2).ToScalar();
+        using var correction2Sqrt = biasCorrection2Sqrt.ToScalar();
+        using var epsScalar = eps.ToScalar();
+        using var negativeStepSize = (-stepSize).ToScalar();
+        param.mul_(decay);
+        expAvg.lerp_(grad, oneMinusBeta1);
+        expAvgSq.mul_(beta2Scalar).addcmul_(grad, grad, oneMinusBeta2);
+        using var denom = expAvgSq.sqrt().div_(correction2Sqrt).add_(epsScalar);
+        param.addcdiv_(expAvg, denom, negativeStepSize);
     }
 
     static ScalarType StateType(Parameter p) => p.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? ScalarType.Float32 : p.dtype;
