@@ -37,7 +37,7 @@ public sealed record QuickstartOptions
     /// <summary>
     /// Captioned prior preservation (<see cref="TrainingOptions.ClassPromptsFromCaptions"/>): each class image is made
     /// from an instance caption minus the identifier. On by default: with masked training it gave the best mini-DreamBench
-    /// result (README), and it removes leakage.
+    /// result (README; every measurement in docs/tiny-world-dreambench.md), and it removes leakage.
     /// </summary>
     public bool ClassPromptsFromCaptions { get; init; } = true;
 
@@ -52,7 +52,7 @@ public sealed record QuickstartOptions
 
     /// <summary>
     /// Timestep sampling of the DreamBooth steps (<see cref="TrainingOptions.TimestepBias"/>, diffusers'
-    /// <c>--timestep_bias_*</c>); uniform by default. Measured on the mini DreamBench's prompts (README): <c>later:2:0.5</c>
+    /// <c>--timestep_bias_*</c>); uniform by default. Measured on the mini DreamBench's prompts (docs/tiny-world-dreambench.md): <c>later:2:0.5</c>
     /// (the noisier half drawn twice as often) scored 0.76 / 0.62 / 0.57 for training seeds 1234 / 1 / 2 — no gain on average.
     /// </summary>
     public TimestepBias TimestepBias { get; init; } = new();

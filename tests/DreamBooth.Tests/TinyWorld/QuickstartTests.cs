@@ -125,7 +125,7 @@ public class DreamBenchLatentContrastTests
                 if (a == b) Assert.Equal(0.0, c.Distance(a, b), 9);
                 else Assert.True(c.Distance(a, b) > 0.1, $"{a}/{b}: {c.Distance(a, b)}");
             }
-        // measured on the committed VAE (README): purple sits near blue and white, far from red and black; white is
+        // measured on the committed VAE (README, docs/tiny-world-dreambench.md): purple sits near blue and white, far from red and black; white is
         // the benchmark background where the subject's colours are closest to the background, red and black the farthest
         var bgs = DreamBench.Backgrounds();
         Assert.Equal([NamedColor.Red, NamedColor.Orange, NamedColor.White, NamedColor.Black], bgs);

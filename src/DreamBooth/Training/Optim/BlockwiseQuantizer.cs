@@ -78,7 +78,10 @@ public static class BlockwiseQuantizer
         if (pad > 0) flat = torch.cat(new[] { flat, torch.zeros(pad, flat.dtype, flat.device) });
         var blocks = flat.view(nb, blockSize);
         var absmax = blocks.abs().amax(new long[] { 1 });
-        var scale = torch.where(absmax > 0, absmax, torch.ones_like(absmax));
+        // an explicit, using-held Scalar: this runs twice per quantized parameter per step, and an implicit one can be
+        // finalized while libtorch reads it (README, "Debian 12 and libtorch")
+        using var zero = 0.0f.ToScalar();
+        var scale = torch.where(absmax.gt(zero), absmax, torch.ones_like(absmax));
         var normed = blocks / scale.unsqueeze(1);
         var idx = torch.bucketize(normed, midpoints, outInt32: true).reshape(-1);
         if (pad > 0) idx = idx[..(int)n];
