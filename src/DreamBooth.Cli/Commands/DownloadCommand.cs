@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using DreamBooth.Training;
 using DreamBooth.Loading.Hub;
 
 namespace DreamBooth.Cli.Commands;
@@ -12,7 +13,7 @@ public static class DownloadCommand
     {
         var bars = new Dictionary<string, ConsoleProgressBar>(StringComparer.Ordinal);
         var gate = new object();
-        return new SyncProgress<DownloadProgress>(p =>
+        return new InlineProgress<DownloadProgress>(p =>
         {
             lock (gate)
             {

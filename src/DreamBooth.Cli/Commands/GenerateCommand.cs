@@ -1,4 +1,5 @@
 using System.CommandLine;
+using DreamBooth.Training;
 using DreamBooth.Imaging;
 using DreamBooth.Pipelines;
 
@@ -28,7 +29,7 @@ public static class GenerateCommand
                 }
                 var pipe = new StableDiffusionPipeline(loaded.Model);
                 var bar = ConsoleProgressBar.ForStderr("sampling");
-                using var result = pipe.Generate(request, new SyncProgress<GenerationProgress>(p => bar.Update(p.Step, p.TotalSteps)), Cli.Cancellation);
+                using var result = pipe.Generate(request, new InlineProgress<GenerationProgress>(p => bar.Update(p.Step, p.TotalSteps)), Cli.Cancellation);
                 bar.Finish();
                 var extra = o.ExtraParameters(pr);
                 var images = result.ToImages();

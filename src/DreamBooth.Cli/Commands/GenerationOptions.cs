@@ -30,12 +30,6 @@ public enum DTypeChoice
     Fp16,
 }
 
-/// <summary>An <see cref="IProgress{T}"/> that calls back on the reporting thread (the BCL's Progress posts elsewhere).</summary>
-public sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-{
-    public void Report(T value) => report(value);
-}
-
 /// <summary>A loaded model with the LoRA networks applied to it; disposing releases both.</summary>
 public sealed class LoadedModel(StableDiffusionModel model, IReadOnlyList<LoraNetwork> loras) : IDisposable
 {

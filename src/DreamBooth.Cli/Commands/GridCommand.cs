@@ -1,4 +1,5 @@
 using System.CommandLine;
+using DreamBooth.Training;
 using DreamBooth.Imaging;
 using DreamBooth.Loading;
 using DreamBooth.Pipelines;
@@ -82,7 +83,7 @@ public static class GridCommand
                 if (checkpoint is null) main = o.LoadModel(pr);
                 var runner = new GridRunner(main?.Model, LoadCheckpoint);
                 var bar = ConsoleProgressBar.ForStderr("grid");
-                var progress = new SyncProgress<GridProgress>(p =>
+                var progress = new InlineProgress<GridProgress>(p =>
                     bar.Update(p.Cell, p.TotalCells, p.Step is { } s ? $"{p.CellLabel} step {s.Step}/{s.TotalSteps}" : p.CellLabel));
                 using var result = runner.Run(request, progress, Cli.Cancellation);
                 bar.Finish();

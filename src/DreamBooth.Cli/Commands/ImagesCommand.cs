@@ -55,7 +55,7 @@ public static class ImagesCommand
             var importer = new InstanceImageImporter(options);
             var bar = ConsoleProgressBar.ForStderr("importing");
             var report = importer.Import(pr.GetValue(paths)!, s.InstanceFolder(c),
-                new SyncProgress<ImportProgress>(p => bar.Update(p.Completed, p.Total, p.CurrentFile.Length == 0 ? null : Path.GetFileName(p.CurrentFile))),
+                new InlineProgress<ImportProgress>(p => bar.Update(p.Completed, p.Total, p.CurrentFile.Length == 0 ? null : Path.GetFileName(p.CurrentFile))),
                 Cli.Cancellation);
             bar.Finish();
             Cli.Out.Write(report.ToText());

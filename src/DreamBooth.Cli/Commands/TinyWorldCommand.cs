@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using DreamBooth.Training;
 using DreamBooth.Imaging;
 using DreamBooth.Loading;
 using DreamBooth.Sampling;
@@ -145,7 +146,7 @@ public static class TinyWorldCommand
                     Cli.Out.WriteLine($"wrote {vaePath}");
                 }
             }
-            using var result = TinyModelEvaluation.Run(m, options, new SyncProgress<(int, int)>(p => Cli.Err.Write($"\rgenerating {p.Item1}/{p.Item2}   ")), ct);
+            using var result = TinyModelEvaluation.Run(m, options, new InlineProgress<(int, int)>(p => Cli.Err.Write($"\rgenerating {p.Item1}/{p.Item2}   ")), ct);
             Cli.Err.WriteLine();
             var e = result.Evaluation;
             var md = new List<string>
@@ -226,12 +227,6 @@ public static class TinyWorldCommand
             if (File.Exists(Path.Combine(p, "vocab.json"))) return p;
         }
         throw new CliException("no tokenizer folder given and data/models/tiny-sd/tokenizer was not found above the current folder: pass --tokenizer <folder with vocab.json and merges.txt>");
-    }
-
-    /// <summary>Reports synchronously on the calling thread (System.Progress would post to the thread pool).</summary>
-    sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 
     /// <summary>One console line updated in place per stage.</summary>

@@ -187,7 +187,7 @@ public sealed class GridRunner
                         var label = CellLabel(grid, c.X, c.Y, c.Z);
                         int index = done;
                         var cellProgress = progress is null ? null
-                            : new InlineProgress<GenerationProgress>(p => progress.Report(new GridProgress(index, cells.Count, label, p)));
+                            : new Training.InlineProgress<GenerationProgress>(p => progress.Report(new GridProgress(index, cells.Count, label, p)));
                         progress?.Report(new GridProgress(index, cells.Count, label, null));
                         using var generated = pipe.Generate(CellRequest(grid, c.X, c.Y, c.Z), cellProgress, cancellationToken);
                         var images = generated.ToImages();
@@ -225,10 +225,5 @@ public sealed class GridRunner
         if (g.Y is not null) parts.Add(g.Y.Labels()[y]);
         if (g.Z is not null) parts.Add(g.Z.Labels()[z]);
         return string.Join(", ", parts);
-    }
-
-    sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }

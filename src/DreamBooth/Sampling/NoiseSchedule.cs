@@ -75,7 +75,7 @@ public sealed class NoiseSchedule : IDisposable
     {
         using var scope = torch.NewDisposeScope();
         var (sa, s1m) = Coefficients(timesteps, original);
-        return (sa * original + s1m * noise).MoveToOuterDisposeScope();
+        return (sa * original).Plus(s1m * noise).MoveToOuterDisposeScope();
     }
 
     /// <summary>The v-prediction target √ᾱ_t·ε − √(1 − ᾱ_t)·x₀ (diffusers <c>get_velocity</c>).</summary>

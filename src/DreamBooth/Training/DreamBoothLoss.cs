@@ -17,6 +17,9 @@ public sealed record DreamBoothLossResult(Tensor Loss, Tensor InstanceLoss, Tens
 /// </summary>
 public static class DreamBoothLoss
 {
+    // held for the process (HeldScalars): a temporary Scalar can be freed while libtorch reads it
+    static readonly Scalar TinyDenominator = 1e-8.ToScalar();
+
     public static DreamBoothLossResult Compute(UNet2DConditionModel unet, NoiseSchedule schedule, Tensor latents, Tensor noise,
         Tensor timesteps, Tensor encoderHiddenStates, int instanceCount, double priorLossWeight, double? minSnrGamma = null,
         Tensor? instanceWeights = null)
@@ -44,17 +47,18 @@ public static class DreamBoothLoss
             var p = pred[from..to];
             var t = target[from..to].to(ScalarType.Float32);
             if (weights is null && pixelWeights is null) return nn.functional.mse_loss(p, t);
-            var sq = (p - t).pow(2);
+            var sq = (p - t).square();
             // a weighted mean per example (weights broadcast over the channels), so masking reshapes the loss, not its scale
             var perExample = pixelWeights is null
                 ? sq.flatten(1).mean([1L])
-                : (sq * pixelWeights).flatten(1).sum([1L]) / (pixelWeights.expand_as(sq).flatten(1).sum([1L]) + 1e-8);
+                : (sq * pixelWeights).flatten(1).sum([1L]) / pixelWeights.expand_as(sq).flatten(1).sum([1L]).add(TinyDenominator, HeldScalars.One);
             return weights is null ? perExample.mean() : (perExample * weights[from..to]).mean();
         }
 
         var instance = Mse(0, instanceCount, instanceWeights?.to(ScalarType.Float32, pred.device));
         Tensor? prior = instanceCount < batch ? Mse(instanceCount, (int)batch, null) : null;
-        var loss = prior is null ? instance : instance + priorLossWeight * prior;
+        using var priorWeight = priorLossWeight.ToScalar();
+        var loss = prior is null ? instance : instance.Plus(prior.mul(priorWeight));
         return new DreamBoothLossResult(loss, instance, prior, noisy, pred, target);
     }
 }

@@ -427,7 +427,10 @@ public sealed class DreamBoothTrainer
     }
 }
 
-/// <summary>An IProgress that calls back synchronously (Progress&lt;T&gt; would post to another thread).</summary>
+/// <summary>
+/// An IProgress that calls back synchronously on the computing thread. <see cref="Progress{T}"/> would post to the thread
+/// pool, whose allocations could then trigger a garbage collection while libtorch is mid-call (<see cref="HeldScalars"/>).
+/// </summary>
 public sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
 {
     public void Report(T value) => report(value);

@@ -104,7 +104,7 @@ public class PipelineTests(TinySd1Fixture fixture) : IClassFixture<TinySd1Fixtur
     public void ProgressAndCancellation()
     {
         var steps = new List<int>();
-        using var r = pipe.Generate(Req() with { PreviewEvery = 2 }, new SyncProgress<GenerationProgress>(p => steps.Add(p.Step)));
+        using var r = pipe.Generate(Req() with { PreviewEvery = 2 }, new InlineProgress<GenerationProgress>(p => steps.Add(p.Step)));
         Assert.Equal([1, 2, 3, 4], steps);
         using var cts = new CancellationTokenSource();
         cts.Cancel();
@@ -129,7 +129,7 @@ public class PipelineTests(TinySd1Fixture fixture) : IClassFixture<TinySd1Fixtur
 }
 
 /// <summary>An IProgress that reports synchronously on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
-public sealed class SyncProgress<T>(Action<T> action) : IProgress<T>
+public sealed class InlineProgress<T>(Action<T> action) : IProgress<T>
 {
     public void Report(T value) => action(value);
 }

@@ -229,7 +229,7 @@ public class TrainerTests
         var progress = new List<int>();
         Assert.Equal(5, ClassImages.EnsureGenerated(one, model));
         // one missing image in the middle of a batched run: only it is generated again, from its own seed
-        Assert.Equal(5, ClassImages.EnsureGenerated(four, model, progress: new SyncProgress<ClassImageProgress>(p => progress.Add(p.Done))));
+        Assert.Equal(5, ClassImages.EnsureGenerated(four, model, progress: new InlineProgress<ClassImageProgress>(p => progress.Add(p.Done))));
         Assert.Equal([1, 2, 3, 4, 5], progress);
         File.Delete(Path.Combine(four.ClassFolder(Subject), ClassImages.FileName(2)));
         Assert.Equal(1, ClassImages.EnsureGenerated(four, model));
@@ -256,7 +256,7 @@ public class TrainerTests
         Assert.Throws<ArgumentException>(() => (opts with { ClassImageBatchSize = 0 }).Validate());
     }
 
-    sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
     {
         public void Report(T value) => report(value);
     }

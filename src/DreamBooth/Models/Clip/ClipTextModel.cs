@@ -28,7 +28,7 @@ public sealed class ClipTextEmbeddings : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor inputIds)
     {
         var positions = torch.arange(inputIds.shape[1], dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
-        return token_embedding.forward(inputIds) + position_embedding.forward(positions);
+        return token_embedding.forward(inputIds).Plus(position_embedding.forward(positions));
     }
 }
 
@@ -100,8 +100,8 @@ public sealed class ClipEncoderLayer : nn.Module
 
     public Tensor Forward(Tensor x, Tensor mask) => Scoped.Run(() =>
     {
-        x = x + self_attn.Forward(layer_norm1.forward(x), mask);
-        return x + mlp.forward(layer_norm2.forward(x));
+        x = x.Plus(self_attn.Forward(layer_norm1.forward(x), mask));
+        return x.Plus(mlp.forward(layer_norm2.forward(x)));
     });
 }
 

@@ -72,7 +72,7 @@ public sealed class Attention : nn.Module, ILoraTarget
         hidden = hidden.view(b, c, h * w).transpose(1, 2);
         hidden = Forward(hidden);
         hidden = hidden.transpose(1, 2).reshape(b, c, h, w);
-        return residual ? hidden + x : hidden;
+        return residual ? hidden.Plus(x) : hidden;
     }
 }
 

@@ -154,7 +154,7 @@ public static class GradientCheckpoint
         {
             using var existing = parameter.grad;
             if (existing is null || existing.IsInvalid) parameter.grad = gradient;
-            else existing.add_(gradient);
+            else existing.add_(gradient, HeldScalars.One);
         }
     }
 }

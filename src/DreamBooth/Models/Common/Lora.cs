@@ -80,5 +80,5 @@ public static class LoraParameters
 internal static class LoraProjection
 {
     public static Tensor Apply(Linear linear, LoraAdapter? adapter, Tensor x) =>
-        adapter is null ? linear.forward(x) : linear.forward(x) + adapter.forward(x);
+        adapter is null ? linear.forward(x) : linear.forward(x).Plus(adapter.forward(x));
 }

@@ -38,11 +38,11 @@ public sealed class ResnetBlock2D : nn.Module
         if (time_emb_proj is not null && temb is not null)
         {
             var t = time_emb_proj.forward(Activations.Apply(act, temb));
-            h = h + t.unsqueeze(-1).unsqueeze(-1);
+            h = h.Plus(t.unsqueeze(-1).unsqueeze(-1));
         }
         h = conv2.forward(Activations.Apply(act, norm2.forward(h)));
         var shortcut = conv_shortcut is null ? x : conv_shortcut.forward(x);
-        var o = shortcut + h;
+        var o = shortcut.Plus(h);
         return outputScale == 1.0 ? o : o / outputScale;
     }
 }

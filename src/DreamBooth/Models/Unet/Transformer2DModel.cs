@@ -60,9 +60,9 @@ public sealed class BasicTransformerBlock : nn.Module
 
     public Tensor Forward(Tensor x, Tensor context) => Scoped.Run(() =>
     {
-        x = attn1.Forward(norm1.forward(x)) + x;
-        x = attn2.Forward(norm2.forward(x), context) + x;
-        x = ff.forward(norm3.forward(x)) + x;
+        x = attn1.Forward(norm1.forward(x)).Plus(x);
+        x = attn2.Forward(norm2.forward(x), context).Plus(x);
+        x = ff.forward(norm3.forward(x)).Plus(x);
         return x;
     });
 }
@@ -121,6 +121,6 @@ public sealed class Transformer2DModel : nn.Module
             hidden = proj_out.forward(hidden);
             hidden = hidden.reshape(b, h, w, hidden.shape[2]).permute(0, 3, 1, 2).contiguous();
         }
-        return hidden + residual;
+        return hidden.Plus(residual);
     }
 }

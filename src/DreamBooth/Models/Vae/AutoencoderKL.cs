@@ -181,7 +181,7 @@ public sealed class DiagonalGaussian
     }
 
     /// <summary><c>mean + std · noise</c> with the given noise.</summary>
-    public Tensor Sample(Tensor noise) => Mean + Std * noise;
+    public Tensor Sample(Tensor noise) => Mean.Plus(Std * noise);
 
     public Tensor Mode() => Mean;
 }

@@ -23,7 +23,7 @@ public class TinyWorldPretrainingTests
         using var dir = TestPaths.NewTempDir("pretrain");
         var outFolder = Path.Combine(dir.Path, "tiny-sd");
         var reports = new List<PretrainProgress>();
-        var result = TinyWorldPretraining.Run(Tiny, outFolder, new SyncProgress<PretrainProgress>(reports.Add));
+        var result = TinyWorldPretraining.Run(Tiny, outFolder, new InlineProgress<PretrainProgress>(reports.Add));
 
         Assert.True(double.IsFinite(result.FinalVaeLoss) && double.IsFinite(result.FinalUnetLoss));
         Assert.True(result.ScalingFactor > 0 && double.IsFinite(result.ScalingFactor));
@@ -113,7 +113,7 @@ public class TinyWorldPretrainingTests
         var outFolder = Path.Combine(dir.Path, "m");
         var seen = new List<int>();
         var o = Tiny with { UnetSteps = 4, SnapshotEvery = 2 };
-        TinyWorldPretraining.Run(o, outFolder, new SyncProgress<PretrainProgress>(p =>
+        TinyWorldPretraining.Run(o, outFolder, new InlineProgress<PretrainProgress>(p =>
         {
             // when step 3 starts, the step-2 snapshot must already be on disk
             if (p.Stage == PretrainStage.Unet && p.Step == 3 && File.Exists(Path.Combine(outFolder, "recipe.json")))
@@ -131,7 +131,7 @@ public class TinyWorldPretrainingTests
         using var dir = TestPaths.NewTempDir("pretrain");
         var outFolder = Path.Combine(dir.Path, "m");
         using var cts = new CancellationTokenSource();
-        var progress = new SyncProgress<PretrainProgress>(p => { if (p.Stage == PretrainStage.Unet) cts.Cancel(); });
+        var progress = new InlineProgress<PretrainProgress>(p => { if (p.Stage == PretrainStage.Unet) cts.Cancel(); });
         Assert.ThrowsAny<OperationCanceledException>(() => TinyWorldPretraining.Run(Tiny with { UnetSteps = 50 }, outFolder, progress, cts.Token));
         Assert.False(Directory.Exists(outFolder));
     }
@@ -148,7 +148,7 @@ public class TinyWorldPretrainingTests
             VaeFrom = first, VaeContinueSteps = 2, Prediction = PredictionType.VPrediction, ZeroTerminalSnr = true, UnetObjectWeight = 4,
         };
         var reports = new List<PretrainProgress>();
-        var result = TinyWorldPretraining.Run(o, outFolder, new SyncProgress<PretrainProgress>(reports.Add));
+        var result = TinyWorldPretraining.Run(o, outFolder, new InlineProgress<PretrainProgress>(reports.Add));
         Assert.Contains(reports, r => r.Stage == PretrainStage.Vae && r.Step == 2 && r.Total == 2);
         Assert.True(double.IsFinite(result.FinalUnetLoss));
         // the continued VAE differs from the loaded one
@@ -482,7 +482,7 @@ public class TinyWorldPretrainingTests
         Assert.True(bytes + 1_500_000 <= 25L * 1024 * 1024, $"default recipe needs {bytes / 1e6:F1} MB of fp16 weights (+1.5 MB tokenizer) > 25 MB");
     }
 
-    sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
     {
         public void Report(T value) => report(value);
     }
