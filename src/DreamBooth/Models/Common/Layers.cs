@@ -53,12 +53,16 @@ public static class Activations
 
     public static bool IsKnown(string name) => Known.Contains(name);
 
+    // the constants live as long as the process (HeldScalars: a temporary Scalar can be freed while libtorch reads it)
+    static readonly Scalar Half = 0.5.ToScalar(), Three = 3.ToScalar(), GeluCubic = 0.044715.ToScalar(),
+        SqrtTwoOverPi = Math.Sqrt(2 / Math.PI).ToScalar(), QuickGelu = 1.702.ToScalar();
+
     public static Tensor Apply(string name, Tensor x) => name switch
     {
         "silu" or "swish" => nn.functional.silu(x),
         "gelu" => nn.functional.gelu(x),
-        "gelu_new" or "gelu_pytorch_tanh" => 0.5 * x * (1 + torch.tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x.pow(3)))),
-        "quick_gelu" => x * torch.sigmoid(x * 1.702),
+        "gelu_new" or "gelu_pytorch_tanh" => x.mul(Half).mul(torch.tanh(x.Plus(x.pow(Three).mul(GeluCubic)).mul(SqrtTwoOverPi)).add(HeldScalars.One, HeldScalars.One)),
+        "quick_gelu" => x * torch.sigmoid(x.mul(QuickGelu)),
         "relu" => nn.functional.relu(x),
         _ => throw new ArgumentException($"unknown activation '{name}' (known: {string.Join(", ", Known)})"),
     };
