@@ -78,7 +78,7 @@ public static class SessionCommand
         cmd.SetAction(pr =>
         {
             var p = pr.GetValue(parent)!;
-            if (!Directory.Exists(p)) throw new CliException($"{p}: folder not found");
+            if (!Directory.Exists(p)) throw new CliException($"{p}: folder not found (session list takes the folder that holds session folders; default: the current folder)");
             var sessions = DreamBoothSession.List(p);
             if (sessions.Count == 0)
             {

@@ -57,7 +57,7 @@ public static class ModelInspector
     {
         folder = Path.GetFullPath(folder);
         if (!Directory.Exists(folder))
-            throw new ModelLoadException(folder, "folder not found");
+            throw new ModelLoadException(folder, "folder not found: pass a diffusers model folder (with model_index.json) or a component folder (with config.json)");
         var index = Path.Combine(folder, "model_index.json");
         if (File.Exists(index))
         {

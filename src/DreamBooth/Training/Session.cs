@@ -139,7 +139,7 @@ public sealed class DreamBoothSession
         if (!System.IO.File.Exists(path))
             throw new ModelLoadException(path, Directory.Exists(folder)
                 ? "no session.json: this folder is not a DreamBooth session (create one with `dreambooth session new`)"
-                : "session folder not found");
+                : "the session folder does not exist: check the path, or create a session there with `dreambooth session new <folder> --identifier <word> --class <noun>`");
         SessionFile? file;
         try
         {
