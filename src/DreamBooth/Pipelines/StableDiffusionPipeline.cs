@@ -98,7 +98,8 @@ public sealed class StableDiffusionPipeline
                 if (cfg)
                 {
                     var parts = o.chunk(2, 0);
-                    o = parts[0] + request.GuidanceScale * (parts[1] - parts[0]);
+                    using var guidance = request.GuidanceScale.ToScalar();   // held until the call returns (HeldScalars)
+                    o = parts[0].Plus((parts[1] - parts[0]).mul(guidance));
                     if (request.GuidanceRescale > 0) o = RescaleGuidance(o, parts[1], request.GuidanceRescale);
                 }
                 outputs.Add(o);
