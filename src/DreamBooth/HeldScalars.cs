@@ -9,7 +9,8 @@ namespace DreamBooth;
 /// <c>a + b</c> between tensors — and nothing keeps it alive while libtorch reads it: a collection that another thread
 /// triggers during the call can free it mid-call ("Expected false to be true" from <c>c10::Scalar</c>; TorchSharp pull
 /// requests #1434 / #1496). The hot paths — every residual sum of the UNet, VAE and text encoder, the noising and loss
-/// of each training step — add through <see cref="Plus"/>, whose alpha is one process-lifetime Scalar.
+/// of each training step, the classifier-free-guidance sum — add through <see cref="Plus"/>, whose alpha is one
+/// process-lifetime Scalar; the activations, the optimizers and gradient clipping hold their own Scalars.
 /// </summary>
 internal static class HeldScalars
 {
