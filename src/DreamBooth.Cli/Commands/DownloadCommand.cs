@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
-using DreamBooth.Training;
 using DreamBooth.Loading.Hub;
+using DreamBooth.Training;
 
 namespace DreamBooth.Cli.Commands;
 

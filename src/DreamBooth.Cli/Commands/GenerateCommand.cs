@@ -1,7 +1,7 @@
 using System.CommandLine;
-using DreamBooth.Training;
 using DreamBooth.Imaging;
 using DreamBooth.Pipelines;
+using DreamBooth.Training;
 
 namespace DreamBooth.Cli.Commands;
 

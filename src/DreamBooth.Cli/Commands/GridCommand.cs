@@ -1,8 +1,8 @@
 using System.CommandLine;
-using DreamBooth.Training;
 using DreamBooth.Imaging;
 using DreamBooth.Loading;
 using DreamBooth.Pipelines;
+using DreamBooth.Training;
 
 namespace DreamBooth.Cli.Commands;
 

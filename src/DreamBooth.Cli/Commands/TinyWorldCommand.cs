@@ -1,11 +1,11 @@
 using System.CommandLine;
 using System.Globalization;
-using DreamBooth.Training;
 using DreamBooth.Imaging;
 using DreamBooth.Loading;
 using DreamBooth.Sampling;
-using DreamBooth.TinyWorld;
 using DreamBooth.TinyWorld.Pretraining;
+using DreamBooth.TinyWorld;
+using DreamBooth.Training;
 using SixLabors.ImageSharp;
 
 namespace DreamBooth.Cli.Commands;

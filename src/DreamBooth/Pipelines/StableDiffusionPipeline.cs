@@ -81,6 +81,7 @@ public sealed class StableDiffusionPipeline
         // 4. denoise
         int micro = request.UnetMicroBatch ?? (device.type == DeviceType.CPU ? 1 : batch);
         int total = run.Timesteps.Count - run.BeginIndex;
+        using var guidance = request.GuidanceScale.ToScalar();   // held for the whole loop (HeldScalars)
         for (int i = run.BeginIndex; i < run.Timesteps.Count; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -98,7 +99,6 @@ public sealed class StableDiffusionPipeline
                 if (cfg)
                 {
                     var parts = o.chunk(2, 0);
-                    using var guidance = request.GuidanceScale.ToScalar();   // held until the call returns (HeldScalars)
                     o = parts[0].Plus((parts[1] - parts[0]).mul(guidance));
                     if (request.GuidanceRescale > 0) o = RescaleGuidance(o, parts[1], request.GuidanceRescale);
                 }

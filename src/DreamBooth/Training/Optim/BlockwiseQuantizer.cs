@@ -11,6 +11,10 @@ namespace DreamBooth.Training.Optim;
 /// </summary>
 public static class BlockwiseQuantizer
 {
+    // held for the process (HeldScalars): this runs twice per quantized parameter per step, and an implicit temporary
+    // Scalar can be freed while libtorch reads it
+    static readonly Scalar Zero = 0.0f.ToScalar();
+
     /// <summary>
     /// bitsandbytes' dynamic quantisation map: for exponent i = 0..maxExponentBits-1 the midpoints of
     /// linspace(0.1, 1, k+1) scaled by 10^(i-(maxExponentBits-1)), with k = 2^i (signed, both signs) or 2^(i+1)
@@ -78,10 +82,7 @@ public static class BlockwiseQuantizer
         if (pad > 0) flat = torch.cat(new[] { flat, torch.zeros(pad, flat.dtype, flat.device) });
         var blocks = flat.view(nb, blockSize);
         var absmax = blocks.abs().amax(new long[] { 1 });
-        // an explicit, using-held Scalar: this runs twice per quantized parameter per step, and an implicit one can be
-        // finalized while libtorch reads it (README, "Debian 12 and libtorch")
-        using var zero = 0.0f.ToScalar();
-        var scale = torch.where(absmax.gt(zero), absmax, torch.ones_like(absmax));
+        var scale = torch.where(absmax.gt(Zero), absmax, torch.ones_like(absmax));
         var normed = blocks / scale.unsqueeze(1);
         var idx = torch.bucketize(normed, midpoints, outInt32: true).reshape(-1);
         if (pad > 0) idx = idx[..(int)n];
