@@ -1,4 +1,5 @@
 using TorchSharp;
+using static DreamBooth.HeldScalars;
 using static TorchSharp.torch;
 
 namespace DreamBooth.Sampling;
@@ -37,32 +38,31 @@ public sealed class DdimSampler : SamplerBase
             switch (cfg.PredictionType)
             {
                 case PredictionType.Epsilon:
-                    x0 = (sample - MathF.Sqrt(betaT) * modelOutput) / MathF.Sqrt(aT);
+                    x0 = (sample - modelOutput.Times(MathF.Sqrt(betaT))).Over(MathF.Sqrt(aT));
                     eps = modelOutput;
                     break;
                 case PredictionType.Sample:
                     x0 = modelOutput.alias();
-                    eps = (sample - MathF.Sqrt(aT) * x0) / MathF.Sqrt(betaT);
+                    eps = (sample - x0.Times(MathF.Sqrt(aT))).Over(MathF.Sqrt(betaT));
                     break;
                 case PredictionType.VPrediction:
-                    x0 = MathF.Sqrt(aT) * sample - MathF.Sqrt(betaT) * modelOutput;
-                    eps = MathF.Sqrt(aT) * modelOutput + MathF.Sqrt(betaT) * sample;
+                    x0 = Lin(MathF.Sqrt(aT), sample, -MathF.Sqrt(betaT), modelOutput);
+                    eps = Lin(MathF.Sqrt(aT), modelOutput, MathF.Sqrt(betaT), sample);
                     break;
                 default:
                     throw new NotSupportedException($"prediction_type {cfg.PredictionType}");
             }
             if (cfg.ClipSample ?? true)
-                x0 = x0.clamp(-cfg.ClipSampleRange, cfg.ClipSampleRange);
+                x0 = x0.Clamp(-cfg.ClipSampleRange, cfg.ClipSampleRange);
 
             float betaPrev = 1 - aPrev;
             float variance = betaPrev / betaT * (1 - aT / aPrev);
             float std = (float)opt.Eta * MathF.Pow(variance, 0.5f);
             if (opt.UseClippedModelOutput)
-                eps = (sample - MathF.Sqrt(aT) * x0) / MathF.Sqrt(betaT);
-            var direction = MathF.Pow(1 - aPrev - std * std, 0.5f) * eps;
-            var prev = MathF.Sqrt(aPrev) * x0 + direction;
+                eps = (sample - x0.Times(MathF.Sqrt(aT))).Over(MathF.Sqrt(betaT));
+            var prev = Lin(MathF.Sqrt(aPrev), x0, MathF.Pow(1 - aPrev - std * std, 0.5f), eps);
             if (opt.Eta > 0)
-                prev = prev + std * Draw(noise, modelOutput, "DDIM with eta > 0");
+                prev = prev.Plus(Draw(noise, modelOutput, "DDIM with eta > 0").Times(std));
             return new StepResult(prev.MoveToOuterDisposeScope(), x0.MoveToOuterDisposeScope());
         }
     }

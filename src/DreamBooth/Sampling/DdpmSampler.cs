@@ -1,4 +1,5 @@
 using TorchSharp;
+using static DreamBooth.HeldScalars;
 using static TorchSharp.torch;
 
 namespace DreamBooth.Sampling;
@@ -48,17 +49,17 @@ public sealed class DdpmSampler : SamplerBase
 
             Tensor x0 = cfg.PredictionType switch
             {
-                PredictionType.Epsilon => (sample - MathF.Sqrt(betaT) * modelOutput) / MathF.Sqrt(aT),
+                PredictionType.Epsilon => (sample - modelOutput.Times(MathF.Sqrt(betaT))).Over(MathF.Sqrt(aT)),
                 PredictionType.Sample => modelOutput.alias(),
-                PredictionType.VPrediction => MathF.Sqrt(aT) * sample - MathF.Sqrt(betaT) * modelOutput,
+                PredictionType.VPrediction => Lin(MathF.Sqrt(aT), sample, -MathF.Sqrt(betaT), modelOutput),
                 _ => throw new NotSupportedException($"prediction_type {cfg.PredictionType}"),
             };
             if (cfg.ClipSample ?? true)
-                x0 = x0.clamp(-cfg.ClipSampleRange, cfg.ClipSampleRange);
+                x0 = x0.Clamp(-cfg.ClipSampleRange, cfg.ClipSampleRange);
 
             float x0Coeff = MathF.Sqrt(aPrev) * curBeta / betaT;
             float sampleCoeff = MathF.Sqrt(curAlpha) * betaPrev / betaT;
-            var prev = x0Coeff * x0 + sampleCoeff * sample;
+            var prev = Lin(x0Coeff, x0, sampleCoeff, sample);
 
             if (t > 0)
             {
@@ -66,18 +67,28 @@ public sealed class DdpmSampler : SamplerBase
                 float variance = MathF.Max((1 - aPrev) / (1 - aT) * curBeta, 1e-20f);
                 Tensor add = vt switch
                 {
-                    VarianceType.FixedSmall => MathF.Pow(variance, 0.5f) * eps,
-                    VarianceType.FixedSmallLog => MathF.Exp(0.5f * MathF.Log(variance)) * eps,
-                    VarianceType.FixedLarge => MathF.Pow(curBeta, 0.5f) * eps,
-                    VarianceType.Learned => predictedVariance is null ? throw new ArgumentException("variance_type learned needs a model output with twice the sample's channels.") : predictedVariance.pow(0.5) * eps,
+                    VarianceType.FixedSmall => eps.Times(MathF.Pow(variance, 0.5f)),
+                    VarianceType.FixedSmallLog => eps.Times(MathF.Exp(0.5f * MathF.Log(variance))),
+                    VarianceType.FixedLarge => eps.Times(MathF.Pow(curBeta, 0.5f)),
+                    VarianceType.Learned => predictedVariance is null ? throw new ArgumentException("variance_type learned needs a model output with twice the sample's channels.") : predictedVariance.Power(0.5) * eps,
                     VarianceType.LearnedRange => predictedVariance is null
                         ? throw new ArgumentException("variance_type learned_range needs a model output with twice the sample's channels.")
-                        : torch.exp(0.5 * (((predictedVariance + 1) / 2) * MathF.Log(curBeta) + (1 - (predictedVariance + 1) / 2) * MathF.Log(variance))) * eps,
+                        : LearnedRangeStd(predictedVariance, curBeta, variance) * eps,
                     _ => throw new NotSupportedException($"variance_type {vt}"),
                 };
-                prev = prev + add;
+                prev = prev.Plus(add);
             }
             return new StepResult(prev.MoveToOuterDisposeScope(), x0.MoveToOuterDisposeScope());
+        }
+
+        /// <summary>learned_range: exp(½·(f·log β_t + (1 − f)·log σ²)) with f = (v + 1)/2, v the model's variance output.</summary>
+        static Tensor LearnedRangeStd(Tensor predictedVariance, float curBeta, float variance)
+        {
+            using var frac = predictedVariance.Shift(1).Over(2);
+            using var rest = From(1, frac);
+            using var logVar = Lin(MathF.Log(curBeta), frac, MathF.Log(variance), rest);
+            using var half = logVar.Times(0.5);
+            return torch.exp(half);
         }
     }
 }

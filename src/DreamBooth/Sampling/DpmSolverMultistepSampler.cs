@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static DreamBooth.HeldScalars;
 
 namespace DreamBooth.Sampling;
 
@@ -120,10 +121,10 @@ public sealed class DpmSolverMultistepSampler : SamplerBase
             float h = lt - ls;
             return _s._algorithm switch
             {
-                DpmAlgorithmType.DpmSolverPlusPlus => (st / ss) * x - (at * (MathF.Exp(-h) - 1f)) * m0,
-                DpmAlgorithmType.DpmSolver => (at / as_) * x - (st * (MathF.Exp(h) - 1f)) * m0,
-                DpmAlgorithmType.SdeDpmSolverPlusPlus => (st / ss * MathF.Exp(-h)) * x + (at * (1 - MathF.Exp(-2f * h))) * m0 + st * MathF.Sqrt(1f - MathF.Exp(-2 * h)) * z!,
-                _ => (at / as_) * x - 2f * (st * (MathF.Exp(h) - 1f)) * m0 + st * MathF.Sqrt(MathF.Exp(2 * h) - 1f) * z!,
+                DpmAlgorithmType.DpmSolverPlusPlus => Lin(st / ss, x, -(at * (MathF.Exp(-h) - 1f)), m0),
+                DpmAlgorithmType.DpmSolver => Lin(at / as_, x, -(st * (MathF.Exp(h) - 1f)), m0),
+                DpmAlgorithmType.SdeDpmSolverPlusPlus => Lin(st / ss * MathF.Exp(-h), x, at * (1 - MathF.Exp(-2f * h)), m0, st * MathF.Sqrt(1f - MathF.Exp(-2 * h)), z!),
+                _ => Lin(at / as_, x, -(2f * (st * (MathF.Exp(h) - 1f))), m0, st * MathF.Sqrt(MathF.Exp(2 * h) - 1f), z!),
             };
         }
 
@@ -137,26 +138,27 @@ public sealed class DpmSolverMultistepSampler : SamplerBase
             float h = lt - ls0, h0 = ls0 - ls1;
             float r0 = h0 / h;
             var d0 = m0;
-            var d1 = (1.0f / r0) * (m0 - m1);
+            using var dm = m0 - m1;
+            using var d1 = dm.Times(1.0f / r0);
             bool mid = _s._solverType == DpmSolverType.Midpoint;
             switch (_s._algorithm)
             {
                 case DpmAlgorithmType.DpmSolverPlusPlus:
                     return mid
-                        ? (st / ss0) * x - (at * (MathF.Exp(-h) - 1f)) * d0 - 0.5f * (at * (MathF.Exp(-h) - 1f)) * d1
-                        : (st / ss0) * x - (at * (MathF.Exp(-h) - 1f)) * d0 + (at * ((MathF.Exp(-h) - 1f) / h + 1f)) * d1;
+                        ? Lin(st / ss0, x, -(at * (MathF.Exp(-h) - 1f)), d0, -(0.5f * (at * (MathF.Exp(-h) - 1f))), d1)
+                        : Lin(st / ss0, x, -(at * (MathF.Exp(-h) - 1f)), d0, at * ((MathF.Exp(-h) - 1f) / h + 1f), d1);
                 case DpmAlgorithmType.DpmSolver:
                     return mid
-                        ? (at / as0) * x - (st * (MathF.Exp(h) - 1f)) * d0 - 0.5f * (st * (MathF.Exp(h) - 1f)) * d1
-                        : (at / as0) * x - (st * (MathF.Exp(h) - 1f)) * d0 - (st * ((MathF.Exp(h) - 1f) / h - 1f)) * d1;
+                        ? Lin(at / as0, x, -(st * (MathF.Exp(h) - 1f)), d0, -(0.5f * (st * (MathF.Exp(h) - 1f))), d1)
+                        : Lin(at / as0, x, -(st * (MathF.Exp(h) - 1f)), d0, -(st * ((MathF.Exp(h) - 1f) / h - 1f)), d1);
                 case DpmAlgorithmType.SdeDpmSolverPlusPlus:
                     return mid
-                        ? (st / ss0 * MathF.Exp(-h)) * x + (at * (1 - MathF.Exp(-2f * h))) * d0 + 0.5f * (at * (1 - MathF.Exp(-2f * h))) * d1 + st * MathF.Sqrt(1f - MathF.Exp(-2f * h)) * z!
-                        : (st / ss0 * MathF.Exp(-h)) * x + (at * (1 - MathF.Exp(-2f * h))) * d0 + (at * ((1f - MathF.Exp(-2f * h)) / (-2f * h) + 1f)) * d1 + st * MathF.Sqrt(1f - MathF.Exp(-2f * h)) * z!;
+                        ? Lin(st / ss0 * MathF.Exp(-h), x, at * (1 - MathF.Exp(-2f * h)), d0, 0.5f * (at * (1 - MathF.Exp(-2f * h))), d1, st * MathF.Sqrt(1f - MathF.Exp(-2f * h)), z!)
+                        : Lin(st / ss0 * MathF.Exp(-h), x, at * (1 - MathF.Exp(-2f * h)), d0, at * ((1f - MathF.Exp(-2f * h)) / (-2f * h) + 1f), d1, st * MathF.Sqrt(1f - MathF.Exp(-2f * h)), z!);
                 default:
                     return mid
-                        ? (at / as0) * x - 2f * (st * (MathF.Exp(h) - 1f)) * d0 - (st * (MathF.Exp(h) - 1f)) * d1 + st * MathF.Sqrt(MathF.Exp(2 * h) - 1f) * z!
-                        : (at / as0) * x - 2f * (st * (MathF.Exp(h) - 1f)) * d0 - 2f * (st * ((MathF.Exp(h) - 1f) / h - 1f)) * d1 + st * MathF.Sqrt(MathF.Exp(2 * h) - 1f) * z!;
+                        ? Lin(at / as0, x, -(2f * (st * (MathF.Exp(h) - 1f))), d0, -(st * (MathF.Exp(h) - 1f)), d1, st * MathF.Sqrt(MathF.Exp(2 * h) - 1f), z!)
+                        : Lin(at / as0, x, -(2f * (st * (MathF.Exp(h) - 1f))), d0, -(2f * (st * ((MathF.Exp(h) - 1f) / h - 1f))), d1, st * MathF.Sqrt(MathF.Exp(2 * h) - 1f), z!);
             }
         }
 
@@ -170,14 +172,18 @@ public sealed class DpmSolverMultistepSampler : SamplerBase
             float h = lt - ls0, h0 = ls0 - ls1, h1 = ls1 - ls2;
             float r0 = h0 / h, r1 = h1 / h;
             var d0 = m0;
-            var d10 = (1.0f / r0) * (m0 - m1);
-            var d11 = (1.0f / r1) * (m1 - m2);
-            var d1 = d10 + (r0 / (r0 + r1)) * (d10 - d11);
-            var d2 = (1.0f / (r0 + r1)) * (d10 - d11);
+            using var m01 = m0 - m1;
+            using var m12 = m1 - m2;
+            using var d10 = m01.Times(1.0f / r0);
+            using var d11 = m12.Times(1.0f / r1);
+            using var dd = d10 - d11;
+            using var ddr = dd.Times(r0 / (r0 + r1));
+            using var d1 = d10.Plus(ddr);
+            using var d2 = dd.Times(1.0f / (r0 + r1));
             return _s._algorithm switch
             {
-                DpmAlgorithmType.DpmSolverPlusPlus => (st / ss0) * x - (at * (MathF.Exp(-h) - 1f)) * d0 + (at * ((MathF.Exp(-h) - 1f) / h + 1f)) * d1 - (at * ((MathF.Exp(-h) - 1f + h) / (h * h) - 0.5f)) * d2,
-                DpmAlgorithmType.DpmSolver => (at / as0) * x - (st * (MathF.Exp(h) - 1f)) * d0 - (st * ((MathF.Exp(h) - 1f) / h - 1f)) * d1 - (st * ((MathF.Exp(h) - 1f - h) / (h * h) - 0.5f)) * d2,
+                DpmAlgorithmType.DpmSolverPlusPlus => Lin(st / ss0, x, -(at * (MathF.Exp(-h) - 1f)), d0, at * ((MathF.Exp(-h) - 1f) / h + 1f), d1, -(at * ((MathF.Exp(-h) - 1f + h) / (h * h) - 0.5f)), d2),
+                DpmAlgorithmType.DpmSolver => Lin(at / as0, x, -(st * (MathF.Exp(h) - 1f)), d0, -(st * ((MathF.Exp(h) - 1f) / h - 1f)), d1, -(st * ((MathF.Exp(h) - 1f - h) / (h * h) - 0.5f)), d2),
                 _ => throw new NotSupportedException("third-order SDE-DPM-Solver is not defined (diffusers has none either); use solver_order 2."),
             };
         }

@@ -1,4 +1,5 @@
 using TorchSharp;
+using static DreamBooth.HeldScalars;
 using static TorchSharp.torch;
 
 namespace DreamBooth.Sampling;
@@ -54,7 +55,7 @@ public sealed class DpmSolverSdeSampler : SamplerBase
         private protected override Tensor ScaleModelInputCore(Tensor sample, int stepIndex)
         {
             float sigma = FirstOrder || stepIndex != NextStepIndex ? (float)SigmaValues![stepIndex] : _midSigma!.Value;
-            return sample / MathF.Pow(sigma * sigma + 1, 0.5f);
+            return ScaleBySigma(sample, sigma);
         }
 
         private protected override StepResult StepCore(Tensor modelOutput, int i, Tensor sample, INoiseSource? noise)
@@ -73,8 +74,8 @@ public sealed class DpmSolverSdeSampler : SamplerBase
             Tensor prev;
             if (sigmaNext == 0)
             {
-                var derivative = (sample - x0) / sigma;
-                prev = sample + derivative * (sigmaNext - sigma);
+                var derivative = Derivative(sample, x0, sigma);
+                prev = EulerStep(sample, derivative, sigmaNext - sigma);
             }
             else
             {
@@ -86,9 +87,8 @@ public sealed class DpmSolverSdeSampler : SamplerBase
                 float ancestralT = TFn(down);
                 float c = SigmaFn(ancestralT) / SigmaFn(t);
                 float e = MathF.Exp(t - ancestralT) - 1;
-                prev = c * sample - e * x0;
                 var z = Draw(noise, modelOutput, "DPM++ SDE");
-                prev = prev + z * ((float)Sampler.Options.SNoise * up);
+                prev = Lin(c, sample, -e, x0, (float)Sampler.Options.SNoise * up, z);
                 if (first)
                 {
                     _sample = Keep(sample);

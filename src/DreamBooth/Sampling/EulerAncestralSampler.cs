@@ -1,4 +1,5 @@
 using TorchSharp;
+using static DreamBooth.HeldScalars;
 using static TorchSharp.torch;
 
 namespace DreamBooth.Sampling;
@@ -27,7 +28,7 @@ public sealed class EulerAncestralSampler : SamplerBase
         private protected override Tensor ScaleModelInputCore(Tensor sample, int stepIndex)
         {
             float sigma = (float)SigmaValues![stepIndex];
-            return sample / MathF.Pow(sigma * sigma + 1, 0.5f);
+            return ScaleBySigma(sample, sigma);
         }
 
         private protected override StepResult StepCore(Tensor modelOutput, int stepIndex, Tensor sample, INoiseSource? noise)
@@ -38,11 +39,11 @@ public sealed class EulerAncestralSampler : SamplerBase
             float from = sigma, to = (float)SigmaValues[stepIndex + 1];
             float up = MathF.Pow(to * to * (from * from - to * to) / (from * from), 0.5f);
             float down = MathF.Pow(to * to - up * up, 0.5f);
-            var derivative = (sample - x0) / sigma;
+            var derivative = Derivative(sample, x0, sigma);
             float dt = down - sigma;
-            var prev = sample + derivative * dt;
+            var prev = EulerStep(sample, derivative, dt);
             var eps = Draw(noise, modelOutput, "Euler a");
-            prev = prev + eps * up;
+            prev = EulerStep(prev, eps, up);
             return new StepResult(prev.MoveToOuterDisposeScope(), x0.MoveToOuterDisposeScope());
         }
     }

@@ -1,4 +1,5 @@
 using TorchSharp;
+using static DreamBooth.HeldScalars;
 using static TorchSharp.torch;
 
 namespace DreamBooth.Sampling;
@@ -41,7 +42,7 @@ public sealed class EulerSampler : SamplerBase
         private protected override Tensor ScaleModelInputCore(Tensor sample, int stepIndex)
         {
             float sigma = (float)SigmaValues![stepIndex];
-            return sample / MathF.Pow(sigma * sigma + 1, 0.5f);
+            return ScaleBySigma(sample, sigma);
         }
 
         private protected override StepResult StepCore(Tensor modelOutput, int stepIndex, Tensor sample, INoiseSource? noise)
@@ -54,13 +55,13 @@ public sealed class EulerSampler : SamplerBase
             float sigmaHat = (float)(sigma * (gamma + 1));
             if (gamma > 0)
             {
-                var eps = Draw(noise, modelOutput, "Euler with churn") * opt.SNoise;
-                sample = sample + eps * MathF.Pow(sigmaHat * sigmaHat - sigma * sigma, 0.5f);
+                var eps = Draw(noise, modelOutput, "Euler with churn").Times(opt.SNoise);
+                sample = EulerStep(sample, eps, MathF.Pow(sigmaHat * sigmaHat - sigma * sigma, 0.5f));
             }
             var x0 = PredictOriginalFromSigma(Sampler.Config.PredictionType, modelOutput, sample, sigmaHat, sigma, "Euler");
-            var derivative = (sample - x0) / sigmaHat;
+            var derivative = Derivative(sample, x0, sigmaHat);
             float dt = (float)SigmaValues[stepIndex + 1] - sigmaHat;
-            var prev = sample + derivative * dt;
+            var prev = EulerStep(sample, derivative, dt);
             return new StepResult(prev.MoveToOuterDisposeScope(), x0.MoveToOuterDisposeScope());
         }
     }

@@ -1,4 +1,5 @@
 using TorchSharp;
+using static DreamBooth.HeldScalars;
 using static TorchSharp.torch;
 
 namespace DreamBooth.Sampling;
@@ -39,7 +40,7 @@ public sealed class HeunSampler : SamplerBase
         private protected override Tensor ScaleModelInputCore(Tensor sample, int stepIndex)
         {
             float sigma = (float)SigmaValues![stepIndex];
-            return sample / MathF.Pow(sigma * sigma + 1, 0.5f);
+            return ScaleBySigma(sample, sigma);
         }
 
         private protected override StepResult StepCore(Tensor modelOutput, int stepIndex, Tensor sample, INoiseSource? noise)
@@ -54,24 +55,24 @@ public sealed class HeunSampler : SamplerBase
             float sigmaInput = first ? sigmaHat : sigmaNext;
             var x0 = PredictOriginalFromSigma(cfg.PredictionType, modelOutput, sample, sigmaInput, sigmaInput, "Heun");
             if (cfg.ClipSample ?? false)
-                x0 = x0.clamp(-cfg.ClipSampleRange, cfg.ClipSampleRange);
+                x0 = x0.Clamp(-cfg.ClipSampleRange, cfg.ClipSampleRange);
             Tensor prev;
             if (first)
             {
-                var derivative = (sample - x0) / sigmaHat;
+                var derivative = Derivative(sample, x0, sigmaHat);
                 float dt = sigmaNext - sigmaHat;
                 Release(_prevDerivative); Release(_sample);
                 _prevDerivative = Keep(derivative);
                 _sample = Keep(sample);
                 _dt = dt;
-                prev = sample + derivative * dt;
+                prev = EulerStep(sample, derivative, dt);
             }
             else
             {
-                var derivative = (sample - x0) / sigmaNext;
-                derivative = (_prevDerivative! + derivative) / 2;
+                var derivative = Derivative(sample, x0, sigmaNext);
+                derivative = _prevDerivative!.Plus(derivative).Over(2);
                 float dt = _dt!.Value;
-                prev = _sample! + derivative * dt;
+                prev = EulerStep(_sample!, derivative, dt);
                 Release(_prevDerivative); Release(_sample);
                 _prevDerivative = null; _sample = null; _dt = null;
             }

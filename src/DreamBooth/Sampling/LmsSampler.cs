@@ -1,4 +1,5 @@
 using TorchSharp;
+using static DreamBooth.HeldScalars;
 using static TorchSharp.torch;
 
 namespace DreamBooth.Sampling;
@@ -27,7 +28,7 @@ public sealed class LmsSampler : SamplerBase
         private protected override Tensor ScaleModelInputCore(Tensor sample, int stepIndex)
         {
             float sigma = (float)SigmaValues![stepIndex];
-            return sample / MathF.Pow(sigma * sigma + 1, 0.5f);
+            return ScaleBySigma(sample, sigma);
         }
 
         double Coefficient(int order, int t, int current)
@@ -51,7 +52,7 @@ public sealed class LmsSampler : SamplerBase
             using var scope = torch.NewDisposeScope();
             float sigma = (float)SigmaValues![stepIndex];
             var x0 = PredictOriginalFromSigma(Sampler.Config.PredictionType, modelOutput, sample, sigma, sigma, "LMS");
-            var derivative = (sample - x0) / sigma;
+            var derivative = Derivative(sample, x0, sigma);
             _derivatives.Add(Keep(derivative));
             int maxOrder = Sampler.Options.LmsOrder;
             while (_derivatives.Count > maxOrder) { Release(_derivatives[0]); _derivatives.RemoveAt(0); }
@@ -62,10 +63,10 @@ public sealed class LmsSampler : SamplerBase
             for (int k = 0; k < terms; k++)
             {
                 double c = Coefficient(order, stepIndex, k);
-                var term = (float)c * _derivatives[_derivatives.Count - 1 - k];
-                sum = sum is null ? term : sum + term;
+                var term = _derivatives[_derivatives.Count - 1 - k].Times((float)c);
+                sum = sum is null ? term : sum.Plus(term);
             }
-            var prev = sum is null ? sample.alias() : sample + sum;
+            var prev = sum is null ? sample.alias() : sample.Plus(sum);
             return new StepResult(prev.MoveToOuterDisposeScope(), x0.MoveToOuterDisposeScope());
         }
     }

@@ -91,10 +91,10 @@ public sealed class NoiseSchedule : IDisposable
     {
         using var scope = torch.NewDisposeScope();
         var ac = _alphasCumprod.to(timesteps.device).index_select(0, CheckedIndices(timesteps));
-        var sqrtA = ac.pow(0.5);
-        var sqrt1m = (1.0f - ac).pow(0.5);
+        var sqrtA = ac.Power(0.5);
+        var sqrt1m = HeldScalars.From(1.0f, ac).Power(0.5);
         // Same arithmetic as diffusers' training_utils.compute_snr: (alpha / sigma) ** 2.
-        return (sqrtA / sqrt1m).pow(2).MoveToOuterDisposeScope();
+        return (sqrtA / sqrt1m).Power(2).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -118,11 +118,12 @@ public sealed class NoiseSchedule : IDisposable
             throw new ArgumentOutOfRangeException(nameof(gamma), gamma, "snr_gamma must be a finite number > 0 (5.0 is the paper's value).");
         using var scope = torch.NewDisposeScope();
         var s = snr.to(ScalarType.Float32);
-        var clipped = torch.minimum(s, torch.full_like(s, gamma));
+        using var g = gamma.ToScalar();
+        var clipped = torch.minimum(s, torch.full_like(s, g));
         var w = prediction switch
         {
-            PredictionType.Epsilon => torch.where(s == 0, torch.ones_like(s), clipped / s),
-            PredictionType.VPrediction => clipped / (s + 1),
+            PredictionType.Epsilon => torch.where(s.eq(torch.zeros_like(s)), torch.ones_like(s), clipped / s),
+            PredictionType.VPrediction => clipped / s.Shift(1),
             _ => clipped,
         };
         return w.MoveToOuterDisposeScope();
@@ -141,8 +142,8 @@ public sealed class NoiseSchedule : IDisposable
         var ac = _alphasCumprod.to(like.dtype, like.device);
         var idx = CheckedIndices(timesteps).to(like.device);
         var a = ac.index_select(0, idx);
-        var sa = a.pow(0.5).flatten();
-        var s1m = (1 - a).pow(0.5).flatten();
+        var sa = a.Power(0.5).flatten();
+        var s1m = HeldScalars.From(1, a).Power(0.5).flatten();
         var shape = new long[like.dim()];
         Array.Fill(shape, 1L);
         shape[0] = -1;

@@ -1,4 +1,5 @@
 using TorchSharp;
+using static DreamBooth.HeldScalars;
 using static TorchSharp.torch;
 
 namespace DreamBooth.Sampling;
@@ -81,15 +82,15 @@ public sealed class PndmSampler : SamplerBase
             }
             else if (_ets.Count == 1 && _counter == 1)
             {
-                eps = (modelOutput + _ets[^1]) / 2;
+                eps = modelOutput.Plus(_ets[^1]).Over(2);
                 sample = _curSample!;
             }
             else if (_ets.Count == 2)
-                eps = (3 * _ets[^1] - _ets[^2]) / 2;
+                eps = (_ets[^1].Times(3) - _ets[^2]).Over(2);
             else if (_ets.Count == 3)
-                eps = (23 * _ets[^1] - 16 * _ets[^2] + 5 * _ets[^3]) / 12;
+                eps = Lin(23, _ets[^1], -16, _ets[^2], 5, _ets[^3]).Over(12);
             else
-                eps = (1.0f / 24) * (55 * _ets[^1] - 59 * _ets[^2] + 37 * _ets[^3] - 9 * _ets[^4]);
+                eps = Lin(55, _ets[^1], -59, _ets[^2], 37, _ets[^3], -9, _ets[^4]).Times(1.0f / 24);
 
             var prev = PrevSample(sample, t, prevT, eps);
             if (_counter == 1 && _curSample is not null) { var c = _curSample; _curSample = null; prev = prev.MoveToOuterDisposeScope(); Release(c); _counter++; return new StepResult(prev, null); }
@@ -110,17 +111,17 @@ public sealed class PndmSampler : SamplerBase
             switch (_counter % 4)
             {
                 case 0:
-                    SetCurOutput(_curModelOutput is null ? (1.0f / 6) * modelOutput : _curModelOutput + (1.0f / 6) * modelOutput);
+                    SetCurOutput(_curModelOutput is null ? modelOutput.Times(1.0f / 6) : _curModelOutput.Plus(modelOutput.Times(1.0f / 6)));
                     _ets.Add(Keep(modelOutput));
                     Release(_curSample);
                     _curSample = Keep(sample);
                     break;
                 case 1:
                 case 2:
-                    SetCurOutput(_curModelOutput! + (1.0f / 3) * modelOutput);
+                    SetCurOutput(_curModelOutput!.Plus(modelOutput.Times(1.0f / 3)));
                     break;
                 default:
-                    eps = _curModelOutput! + (1.0f / 6) * modelOutput;
+                    eps = _curModelOutput!.Plus(modelOutput.Times(1.0f / 6));
                     SetCurOutput(null);
                     break;
             }
@@ -147,10 +148,13 @@ public sealed class PndmSampler : SamplerBase
             float aPrev = prevT >= 0 ? ac[prevT] : finalAlpha;
             float betaT = 1 - aT, betaPrev = 1 - aPrev;
             if (cfg.PredictionType == PredictionType.VPrediction)
-                modelOutput = MathF.Sqrt(aT) * modelOutput + MathF.Sqrt(betaT) * sample;
+                modelOutput = Lin(MathF.Sqrt(aT), modelOutput, MathF.Sqrt(betaT), sample);
             float sampleCoeff = MathF.Pow(aPrev / aT, 0.5f);
             float denom = aT * MathF.Pow(betaPrev, 0.5f) + MathF.Pow(aT * betaT * aPrev, 0.5f);
-            return sampleCoeff * sample - (aPrev - aT) * modelOutput / denom;
+            using var scaled = sample.Times(sampleCoeff);
+            using var step = modelOutput.Times(aPrev - aT);
+            using var stepOver = step.Over(denom);
+            return scaled - stepOver;
         }
     }
 }

@@ -1,4 +1,5 @@
 using TorchSharp;
+using static DreamBooth.HeldScalars;
 using static TorchSharp.torch;
 
 namespace DreamBooth.Sampling;
@@ -150,16 +151,16 @@ public abstract class SamplingRun : IDisposable
         if (toDataPrediction)
             return p switch
             {
-                PredictionType.Epsilon => (sample - sigma * modelOutput) / alpha,
+                PredictionType.Epsilon => (sample - modelOutput.Times(sigma)).Over(alpha),
                 PredictionType.Sample => modelOutput.alias(),
-                PredictionType.VPrediction => alpha * sample - sigma * modelOutput,
+                PredictionType.VPrediction => Lin(alpha, sample, -sigma, modelOutput),
                 _ => throw new NotSupportedException(p.ToString()),
             };
         return p switch
         {
             PredictionType.Epsilon => modelOutput.alias(),
-            PredictionType.Sample => (sample - alpha * modelOutput) / sigma,
-            PredictionType.VPrediction => alpha * modelOutput + sigma * sample,
+            PredictionType.Sample => (sample - modelOutput.Times(alpha)).Over(sigma),
+            PredictionType.VPrediction => Lin(alpha, modelOutput, sigma, sample),
             _ => throw new NotSupportedException(p.ToString()),
         };
     }
@@ -220,15 +221,15 @@ public abstract class SamplingRun : IDisposable
             {
                 var sigma = torch.tensor(stepIndices.Select(i => (float)SigmaValues![i]).ToArray(), dtype: ScalarType.Float32)
                     .to(original.dtype, original.device).reshape(shape);
-                return (original + noise * sigma).MoveToOuterDisposeScope();
+                return original.Plus(noise * sigma).MoveToOuterDisposeScope();
             }
             default:
             {
                 var sigma = torch.tensor(stepIndices.Select(i => (float)SigmaValues![i]).ToArray(), dtype: ScalarType.Float32)
                     .to(original.dtype, original.device).reshape(shape);
-                var alphaT = 1 / (sigma.pow(2) + 1).pow(0.5);
+                var alphaT = sigma.Power(2).Shift(1).Power(0.5).reciprocal();
                 var sigmaT = sigma * alphaT;
-                return (alphaT * original + sigmaT * noise).MoveToOuterDisposeScope();
+                return (alphaT * original).Plus(sigmaT * noise).MoveToOuterDisposeScope();
             }
         }
     }
@@ -268,19 +269,37 @@ public abstract class SamplingRun : IDisposable
             throw new ArgumentOutOfRangeException(nameof(stepIndex), stepIndex, $"this run has step indices 0..{TimestepValues.Length - 1}.");
     }
 
+    /// <summary>The σ-samplers' model input: x / √(σ² + 1) in float32 (diffusers' <c>scale_model_input</c>).</summary>
+    private protected static Tensor ScaleBySigma(Tensor sample, float sigma) => sample.Over(MathF.Pow(sigma * sigma + 1, 0.5f));
+
+    /// <summary>The ODE derivative d = (x − x₀) / σ.</summary>
+    private protected static Tensor Derivative(Tensor sample, Tensor x0, float sigma)
+    {
+        using var diff = sample - x0;
+        return diff.Over(sigma);
+    }
+
+    /// <summary>An Euler step x + d·Δt.</summary>
+    private protected static Tensor EulerStep(Tensor sample, Tensor derivative, float dt)
+    {
+        using var delta = derivative.Times(dt);
+        return sample.Plus(delta);
+    }
+
     /// <summary>x₀ estimate from the model output (σ-parameterisation: ε, v or x₀ prediction).</summary>
     private protected static Tensor PredictOriginalFromSigma(PredictionType p, Tensor modelOutput, Tensor sample, double sigmaForEps, double sigmaForV, string who)
     {
         switch (p)
         {
             case PredictionType.Epsilon:
-                return sample - (float)sigmaForEps * modelOutput;
+                return sample - modelOutput.Times((float)sigmaForEps);
             case PredictionType.VPrediction:
             {
                 float s = (float)sigmaForV;
                 float c = -s / MathF.Pow(s * s + 1, 0.5f);
                 float d = s * s + 1;
-                return modelOutput * c + sample / d;
+                using var scaled = sample.Over(d);
+                return modelOutput.Times(c).Plus(scaled);
             }
             case PredictionType.Sample:
                 return modelOutput.alias();

@@ -1,4 +1,5 @@
 using TorchSharp;
+using static DreamBooth.HeldScalars;
 using static TorchSharp.torch;
 
 namespace DreamBooth.Sampling;
@@ -167,7 +168,7 @@ public sealed class UniPCSampler : SamplerBase
                 var (_, _, lsi) = AlphaSigma(SigmaValues[si]);
                 double rk = (lsi - ls0) / h;
                 rks.Add(rk);
-                d1s.Add((mi - m0) / (float)rk);
+                d1s.Add(Derivative(mi, m0, (float)rk)); // (m_i − m_0) / r_k
             }
             rks.Add(1.0);
             var (_, hPhi1, bh, b) = Coefficients(h, order);
@@ -175,22 +176,22 @@ public sealed class UniPCSampler : SamplerBase
             if (d1s.Count > 0)
             {
                 double[] rhos = order == 2 ? [0.5] : Solve(RMatrix(rks.ToArray(), order - 1), b[..(order - 1)]);
-                for (int k = 0; k < d1s.Count; k++)
-                {
-                    var term = (float)rhos[k] * d1s[k];
-                    predRes = predRes is null ? term : predRes + term;
-                }
+                predRes = WeightedSum(d1s, rhos, d1s.Count);
             }
-            if (PredictX0)
+            var (cx, cm, cr) = PredictX0 ? ((float)(st / ss0), (float)(at * hPhi1), (float)(at * bh)) : ((float)(at / as0), (float)(st * hPhi1), (float)(st * bh));
+            return predRes is null ? Lin(cx, x, -cm, m0) : Lin(cx, x, -cm, m0, -cr, predRes);
+        }
+
+        /// <summary>Σ (float)w_k·t_k over the first <paramref name="count"/> terms, accumulated left to right; null when there are none.</summary>
+        static Tensor? WeightedSum(IReadOnlyList<Tensor> terms, double[] weights, int count)
+        {
+            Tensor? sum = null;
+            for (int k = 0; k < count; k++)
             {
-                var xt = (float)(st / ss0) * x - (float)(at * hPhi1) * m0;
-                return predRes is null ? xt : xt - (float)(at * bh) * predRes;
+                var term = terms[k].Times((float)weights[k]);
+                sum = sum is null ? term : sum.Plus(term);
             }
-            else
-            {
-                var xt = (float)(at / as0) * x - (float)(st * hPhi1) * m0;
-                return predRes is null ? xt : xt - (float)(st * bh) * predRes;
-            }
+            return sum;
         }
 
         /// <summary>UniC-bh update (corrector) of the sample at step i using the fresh model output there.</summary>
@@ -209,22 +210,17 @@ public sealed class UniPCSampler : SamplerBase
                 var (_, _, lsi) = AlphaSigma(SigmaValues[si]);
                 double rk = (lsi - ls0) / h;
                 rks.Add(rk);
-                d1s.Add((mi - m0) / (float)rk);
+                d1s.Add(Derivative(mi, m0, (float)rk)); // (m_i − m_0) / r_k
             }
             rks.Add(1.0);
             var (_, hPhi1, bh, b) = Coefficients(h, order);
             double[] rhos = order == 1 ? [0.5] : Solve(RMatrix(rks.ToArray(), order), b);
-            Tensor? corrRes = null;
-            for (int k = 0; k < d1s.Count; k++)
-            {
-                var term = (float)rhos[k] * d1s[k];
-                corrRes = corrRes is null ? term : corrRes + term;
-            }
+            var corrRes = WeightedSum(d1s, rhos, d1s.Count);
             var d1t = modelT - m0;
-            var inner = corrRes is null ? (float)rhos[^1] * d1t : corrRes + (float)rhos[^1] * d1t;
-            if (PredictX0)
-                return (float)(st / ss0) * lastSample - (float)(at * hPhi1) * m0 - (float)(at * bh) * inner;
-            return (float)(at / as0) * lastSample - (float)(st * hPhi1) * m0 - (float)(st * bh) * inner;
+            var last = d1t.Times((float)rhos[^1]);
+            var inner = corrRes is null ? last : corrRes.Plus(last);
+            var (cx, cm, ci) = PredictX0 ? ((float)(st / ss0), (float)(at * hPhi1), (float)(at * bh)) : ((float)(at / as0), (float)(st * hPhi1), (float)(st * bh));
+            return Lin(cx, lastSample, -cm, m0, -ci, inner);
         }
     }
 }

@@ -120,12 +120,21 @@ public sealed class DreamBoothTrainer
         }
         else
         {
-            unetParams = unet.parameters().ToList();
+            unetParams = [];
+            foreach (var (name, p) in unet.named_parameters())
+            {
+                if (options.UnetBlockLearningRates.Multiplier(UnetBlockLearningRates.PartOf(name)) > 0) unetParams.Add(p);
+                else p.requires_grad = false;
+            }
             teParams = teTrained ? te.parameters().ToList() : [];
         }
         unet.GradientCheckpointing = options.GradientCheckpointing;
 
-        var groups = new List<ParameterGroup> { new("unet", unetParams, options.UnetLearningRate) };
+        var groups = new List<ParameterGroup>();
+        if (options.UnetBlockLearningRates.IsUniform || lora) groups.Add(new("unet", unetParams, options.UnetLearningRate));
+        else
+            foreach (var part in unet.named_parameters().Where(x => x.parameter.requires_grad).GroupBy(x => UnetBlockLearningRates.PartOf(x.name)))
+                groups.Add(new($"unet.{part.Key}", part.Select(x => x.parameter), options.UnetLearningRate * options.UnetBlockLearningRates.Multiplier(part.Key)));
         if (teParams.Count > 0) groups.Add(new ParameterGroup("text_encoder", teParams, options.TextEncoderLearningRate));
         var adamOptions = new AdamWOptions { Beta1 = options.AdamBeta1, Beta2 = options.AdamBeta2, Eps = options.AdamEpsilon, WeightDecay = options.WeightDecay, RoundingSeed = options.Seed };
         using ITrainingOptimizer optimizer = options.Optimizer == OptimizerKind.AdamW8bit ? new AdamW8bit(groups, adamOptions) : new AdamW(groups, adamOptions);

@@ -41,6 +41,13 @@ public sealed record TrainingOptions
 
     public double UnetLearningRate { get; init; } = 2e-6;
 
+    /// <summary>
+    /// Per-part multipliers of <see cref="UnetLearningRate"/> for full fine-tuning (kohya's block learning rates): the
+    /// UNet's input side, middle block and output side each get their own optimizer group; a multiplier of 0 freezes
+    /// that part. Default 1 / 1 / 1 (one learning rate for the whole UNet).
+    /// </summary>
+    public UnetBlockLearningRates UnetBlockLearningRates { get; init; } = new();
+
     /// <summary>The text encoder trains for its first N steps, then it is frozen (as in the Colab). 0 = never trained.</summary>
     public int TextEncoderSteps { get; init; } = 350;
 
@@ -176,7 +183,60 @@ public sealed record TrainingOptions
         Check(TimestepBias is not null, nameof(TimestepBias), "must not be null (use new TimestepBias() for uniform timesteps)");
         TimestepBias!.Validate();
         Lora?.Validate();
+        Check(UnetBlockLearningRates is not null, nameof(UnetBlockLearningRates), "must not be null (use new UnetBlockLearningRates() for one learning rate)");
+        UnetBlockLearningRates!.Validate();
+        Check(Lora is null || UnetBlockLearningRates.IsUniform, nameof(UnetBlockLearningRates),
+            $"block multipliers ({UnetBlockLearningRates}) apply to full fine-tuning; with LoRA leave them at 1 / 1 / 1");
     }
+}
+
+/// <summary>
+/// Learning-rate multipliers for the three parts of a UNet: <see cref="Down"/> (conv_in, the time embedding and the
+/// down blocks), <see cref="Mid"/> (the middle block) and <see cref="Up"/> (the up blocks and the output layers).
+/// 0 freezes a part; at least one must be above 0.
+/// </summary>
+public sealed record UnetBlockLearningRates
+{
+    public double Down { get; init; } = 1;
+    public double Mid { get; init; } = 1;
+    public double Up { get; init; } = 1;
+
+    /// <summary>True when every part trains at the base learning rate.</summary>
+    [JsonIgnore]
+    public bool IsUniform => Down == 1 && Mid == 1 && Up == 1;
+
+    /// <summary>The part a UNet parameter (diffusers name, e.g. <c>up_blocks.1.attentions.0…</c>) belongs to.</summary>
+    public static string PartOf(string parameterName) =>
+        parameterName.StartsWith("mid_block.", StringComparison.Ordinal) ? "mid"
+        : parameterName.StartsWith("up_blocks.", StringComparison.Ordinal) || parameterName.StartsWith("conv_norm_out.", StringComparison.Ordinal)
+          || parameterName.StartsWith("conv_out.", StringComparison.Ordinal) ? "up"
+        : "down";
+
+    /// <summary>The multiplier of a part named by <see cref="PartOf"/>.</summary>
+    public double Multiplier(string part) => part switch { "mid" => Mid, "up" => Up, _ => Down };
+
+    /// <summary>Parses "down,mid,up" (e.g. "0,0.5,1"), as the CLI's <c>--unet-block-lr</c> takes it.</summary>
+    public static UnetBlockLearningRates Parse(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var values = new double[parts.Length];
+        if (parts.Length != 3 || Enumerable.Range(0, parts.Length).Any(i => !double.TryParse(parts[i], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out values[i])))
+            throw new ArgumentException($"UnetBlockLearningRates: expected three numbers \"down,mid,up\" such as \"0,1,1\" (0 freezes a part), got \"{text}\"", nameof(text));
+        var r = new UnetBlockLearningRates { Down = values[0], Mid = values[1], Up = values[2] };
+        r.Validate();
+        return r;
+    }
+
+    public void Validate()
+    {
+        foreach (var (name, v) in new[] { (nameof(Down), Down), (nameof(Mid), Mid), (nameof(Up), Up) })
+            if (!double.IsFinite(v) || v < 0)
+                throw new ArgumentException($"UnetBlockLearningRates.{name}: must be a finite number ≥ 0 (0 freezes that part), got {v}", name);
+        if (Down == 0 && Mid == 0 && Up == 0)
+            throw new ArgumentException("UnetBlockLearningRates: all three parts are frozen; at least one multiplier must be above 0 (or set UnetSteps to 0)", nameof(Down));
+    }
+
+    public override string ToString() => FormattableString.Invariant($"{Down},{Mid},{Up}");
 }
 
 /// <summary>LoRA: rank-r adapters on the attention projections instead of full weights.</summary>

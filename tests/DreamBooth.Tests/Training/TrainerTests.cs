@@ -91,6 +91,80 @@ public class TrainerTests
     }
 
     [Fact]
+    public void BlockLearningRatesFreezeAPartTrainTheOthersAndResumeBitIdentically()
+    {
+        using var dir = TestPaths.NewTempDir();
+        torch.set_num_threads(1);
+        var options = Tiny() with { UnetBlockLearningRates = new UnetBlockLearningRates { Down = 0, Mid = 0.5, Up = 1 } };
+
+        var a = NewSession(Path.Combine(dir.Path, "a"), options);
+        using var ma = LoadModel();
+        Assert.True(new DreamBoothTrainer(a, ma).Train().Completed);
+        using var base_ = LoadModel();
+        var before = base_.Unet.state_dict();
+        var after = ma.Unet.state_dict();
+        foreach (var (k, v) in before.Where(kv => UnetBlockLearningRates.PartOf(kv.Key) == "down"))
+            Assert.True(TensorAssert.BitEqual(v, after[k]), $"{k} is in the frozen part (down, multiplier 0) but changed");
+        Assert.Contains(before, kv => kv.Key.StartsWith("conv_in.", StringComparison.Ordinal));
+        foreach (var part in new[] { "mid", "up" })
+            Assert.True(before.Any(kv => UnetBlockLearningRates.PartOf(kv.Key) == part && !TensorAssert.BitEqual(kv.Value, after[kv.Key])), $"no {part} weight changed");
+
+        // stopped after step 2 and resumed from the session (its options, three UNet groups and their optimizer state)
+        var b = NewSession(Path.Combine(dir.Path, "b"), options);
+        using var cts = new CancellationTokenSource();
+        using (var mb = LoadModel())
+            Assert.True(new DreamBoothTrainer(b, mb).Train(new InlineProgress<TrainingProgress>(p => { if (p.Phase == "training" && p.Step == 2) cts.Cancel(); }), cts.Token).Cancelled);
+        var loaded = DreamBoothSession.Load(b.Folder);
+        Assert.Equal(options.UnetBlockLearningRates, loaded.File.Options.UnetBlockLearningRates);
+        using var mb2 = LoadModel();
+        Assert.True(new DreamBoothTrainer(loaded, mb2).Train().Completed);
+        foreach (var (k, v) in after)
+            Assert.True(TensorAssert.BitEqual(v, mb2.Unet.state_dict()[k]), $"{k} differs after resume");
+    }
+
+    [Theory]
+    [InlineData("0,1,1", 0, 1, 1)]
+    [InlineData(" 0.25 , 0.5,2 ", 0.25, 0.5, 2)]
+    public void BlockLearningRatesParse(string text, double down, double mid, double up)
+    {
+        var r = UnetBlockLearningRates.Parse(text);
+        Assert.Equal(new UnetBlockLearningRates { Down = down, Mid = mid, Up = up }, r);
+        Assert.Equal(r, UnetBlockLearningRates.Parse(r.ToString()));
+    }
+
+    [Theory]
+    [InlineData("1,1", "three numbers")]
+    [InlineData("a,1,1", "three numbers")]
+    [InlineData("-1,1,1", "Down: must be a finite number ≥ 0")]
+    [InlineData("1,NaN,1", "Mid: must be a finite number ≥ 0")]
+    [InlineData("0,0,0", "all three parts are frozen")]
+    public void BadBlockLearningRatesAreRefusedWithTheFix(string text, string expected)
+    {
+        var e = Assert.Throws<ArgumentException>(() => UnetBlockLearningRates.Parse(text));
+        Assert.Contains(expected, e.Message);
+        Assert.Contains("UnetBlockLearningRates", e.Message);
+    }
+
+    [Fact]
+    public void BlockLearningRatesAreForFullFineTuning()
+    {
+        var o = Tiny() with { Lora = new LoraOptions(), UnetBlockLearningRates = new UnetBlockLearningRates { Down = 0 } };
+        var e = Assert.Throws<ArgumentException>(o.Validate);
+        Assert.Contains("with LoRA leave them at 1 / 1 / 1", e.Message);
+        (o with { UnetBlockLearningRates = new() }).Validate();
+    }
+
+    [Theory]
+    [InlineData("conv_in.weight", "down")]
+    [InlineData("time_embedding.linear_1.weight", "down")]
+    [InlineData("down_blocks.1.attentions.0.proj_in.weight", "down")]
+    [InlineData("mid_block.resnets.0.conv1.weight", "mid")]
+    [InlineData("up_blocks.0.resnets.2.conv2.bias", "up")]
+    [InlineData("conv_norm_out.weight", "up")]
+    [InlineData("conv_out.bias", "up")]
+    public void UnetParametersBelongToTheirPart(string name, string part) => Assert.Equal(part, UnetBlockLearningRates.PartOf(name));
+
+    [Fact]
     public void ALoneNonFiniteGradientIsDiscardedAndARunOfThemStops()
     {
         using var dir = TestPaths.NewTempDir();
