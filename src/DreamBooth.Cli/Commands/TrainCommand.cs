@@ -37,10 +37,11 @@ public static class TrainCommand
         var timestepBias = new Option<string?>("--timestep-bias") { Description = "Biased timestep sampling: none, earlier[:MULT[:PORTION]], later[:MULT[:PORTION]] or range:MULT:BEGIN-END (diffusers' --timestep_bias_*)." };
         var masked = new Option<bool?>("--masked-loss") { Description = "Masked training: weight the loss by each instance image's mask file (name-masklabel.png beside it, white = subject; imported by `images add`) (true/false)." };
         var unmaskedWeight = new Option<double?>("--unmasked-weight") { Description = "With --masked-loss: the loss weight outside the mask, 0–1 (default 0.1)." };
+        var blockLr = new Option<string?>("--unet-block-lr") { Description = "UNet learning-rate multipliers \"down,mid,up\" for full fine-tuning (kohya's block learning rates; 0 freezes a part, e.g. 0,1,1; default 1,1,1)." };
         var classFromCaptions = new Option<bool?>("--class-prompts-from-captions") { Description = "Generate each class image from an instance caption minus the identifier, and caption it so (true/false; lower leakage). Delete existing class images to regenerate." };
         var cmd = new Command("train", "Train or resume a DreamBooth session (Ctrl+C stops after writing a checkpoint).")
         {
-            session, steps, lr, teSteps, teLr, batchSize, accumulation, prior, classImages, classBatch, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, minSnr, offsetNoise, timestepBias, classFromCaptions, masked, unmaskedWeight, noResume, device, threads, quiet,
+            session, steps, lr, teSteps, teLr, batchSize, accumulation, prior, classImages, classBatch, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, blockLr, minSnr, offsetNoise, timestepBias, classFromCaptions, masked, unmaskedWeight, noResume, device, threads, quiet,
         };
         cmd.SetAction(pr =>
         {
@@ -75,6 +76,7 @@ public static class TrainCommand
                 ClassPromptsFromCaptions = pr.GetValue(classFromCaptions) ?? o.ClassPromptsFromCaptions,
                 MaskedLoss = pr.GetValue(masked) ?? o.MaskedLoss,
                 UnmaskedWeight = pr.GetValue(unmaskedWeight) ?? o.UnmaskedWeight,
+                UnetBlockLearningRates = pr.GetValue(blockLr) is { } bl ? ParseBlockLearningRates(bl) : o.UnetBlockLearningRates,
             };
             try { o.Validate(); }
             catch (ArgumentException e)
@@ -121,6 +123,12 @@ public static class TrainCommand
     {
         try { return TimestepBias.Parse(s); }
         catch (FormatException e) { throw new CliException($"--timestep-bias: {e.Message}"); }
+    }
+
+    static UnetBlockLearningRates ParseBlockLearningRates(string s)
+    {
+        try { return UnetBlockLearningRates.Parse(s); }
+        catch (ArgumentException e) { throw new CliException($"--unet-block-lr: {e.Message.Replace($" (Parameter '{e.ParamName}')", "")}"); }
     }
 
     static TrainingPrecision ParsePrecision(string s) => s.ToLowerInvariant() switch

@@ -70,12 +70,12 @@ public sealed class StableDiffusionPipeline
         if (request.InitImage is { } image)
         {
             var pixels = ImageTensor.ToTensor(image).unsqueeze(0).expand(batch, -1, -1, -1).to(device);
-            var encoded = m.Vae.Encode(pixels).Mean.to(ScalarType.Float32) * m.Vae.Config.ScalingFactor;
+            var encoded = m.Vae.Encode(pixels).Mean.to(ScalarType.Float32).Times(m.Vae.Config.ScalingFactor);
             latents = run.BeginIndex < run.Timesteps.Count ? run.AddNoise(encoded, first, run.BeginIndex) : encoded;
         }
         else
         {
-            latents = first * run.InitNoiseSigma;
+            latents = first.Times(run.InitNoiseSigma);
         }
 
         // 4. denoise
@@ -122,7 +122,7 @@ public sealed class StableDiffusionPipeline
         for (int b = 0; b < batch; b++)
         {
             using var scope = torch.NewDisposeScope();
-            var z = latents[b..(b + 1)] / m.Vae.Config.ScalingFactor;
+            var z = latents[b..(b + 1)].Over(m.Vae.Config.ScalingFactor);
             var img = m.Vae.Decode(z.to(m.Vae.DType)).to(ScalarType.Float32).clamp(-1, 1).cpu();
             images.Add(img.MoveToOuterDisposeScope());
         }
@@ -153,6 +153,6 @@ public sealed class StableDiffusionPipeline
     {
         var dims = Enumerable.Range(1, (int)guided.dim() - 1).Select(d => (long)d).ToArray();
         var rescaled = guided * (conditional.std(dims, keepdim: true) / guided.std(dims, keepdim: true));
-        return phi * rescaled + (1 - phi) * guided;
+        return HeldScalars.Lin(phi, rescaled, 1 - phi, guided);
     }
 }

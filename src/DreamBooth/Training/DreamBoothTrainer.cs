@@ -153,6 +153,11 @@ public sealed class DreamBoothTrainer
                 var kind = lora ? "lora" : "full";
                 if (ck.Info.Kind != kind)
                     throw new InvalidOperationException($"the session's last checkpoint ({ck.Folder}) is a {ck.Info.Kind} run but the options ask for {kind}; start a new session or change Lora back");
+                var wasBlocks = ck.Info.Options.UnetBlockLearningRates ?? new();
+                if (!lora && !wasBlocks.SameGroups(options.UnetBlockLearningRates))
+                    throw new InvalidOperationException($"the session's last checkpoint ({ck.Folder}) was trained with UNet block learning rates {wasBlocks} (down,mid,up) "
+                        + $"but the options ask for {options.UnetBlockLearningRates}, which trains other parts of the UNet: its optimizer state does not fit. "
+                        + "Resume with the same parts frozen (other non-zero multipliers are fine) or start over without resuming (train --no-resume).");
                 RestoreWeights(ck.Weights, unet, te, lora);
                 optimizer.LoadStateDict(ck.OptimizerState);
                 if (ck.RngState.TryGetValue("generator", out var g)) gen.set_state(g);
@@ -220,7 +225,7 @@ public sealed class DreamBoothTrainer
                     var mean = torch.cat(batch.Select(e => e.Mean).ToList(), 0);
                     var std = torch.cat(batch.Select(e => e.Std).ToList(), 0);
                     var eps = torch.randn(mean.shape, dtype: ScalarType.Float32, generator: gen);
-                    var latents = (mean + std * eps) * Model.Vae.Config.ScalingFactor;
+                    var latents = mean.Plus(std * eps).Times(Model.Vae.Config.ScalingFactor);
                     var noise = torch.randn(latents.shape, dtype: ScalarType.Float32, generator: gen);
                     if (options.OffsetNoise > 0) noise = OffsetNoise.Apply(noise, options.OffsetNoise, gen);
                     var timesteps = options.TimestepBias.Sample(schedule.NumTrainTimesteps, latents.shape[0], gen);
@@ -247,7 +252,7 @@ public sealed class DreamBoothTrainer
                         nonFinite = $"the loss became {lossValue}";
                         break;
                     }
-                    (r.Loss / options.GradientAccumulationSteps).backward();
+                    r.Loss.Over(options.GradientAccumulationSteps).backward();
                     AfterBackward?.Invoke(step + 1);
                     lossSum += lossValue;
                     instSum += r.InstanceLoss.item<float>();

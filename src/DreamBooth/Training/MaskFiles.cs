@@ -54,5 +54,9 @@ public static class MaskFiles
         nn.functional.adaptive_avg_pool2d(pixelMask, [latentHeight, latentWidth]);
 
     /// <summary>The per-pixel loss weights of a latent mask: <paramref name="unmaskedWeight"/> + (1 − it) · mask.</summary>
-    public static Tensor Weights(Tensor latentMask, double unmaskedWeight) => latentMask * (1 - unmaskedWeight) + unmaskedWeight;
+    public static Tensor Weights(Tensor latentMask, double unmaskedWeight)
+    {
+        using var scaled = latentMask.Times(1 - unmaskedWeight);
+        return scaled.Shift(unmaskedWeight);
+    }
 }

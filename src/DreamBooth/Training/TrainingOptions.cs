@@ -212,6 +212,13 @@ public sealed record UnetBlockLearningRates
           || parameterName.StartsWith("conv_out.", StringComparison.Ordinal) ? "up"
         : "down";
 
+    /// <summary>
+    /// True when <paramref name="other"/> makes the same optimizer groups (one group when uniform, else one per trained
+    /// part), so a checkpoint's optimizer state fits: only the non-zero multipliers' values may differ.
+    /// </summary>
+    public bool SameGroups(UnetBlockLearningRates other) =>
+        IsUniform == other.IsUniform && (Down == 0) == (other.Down == 0) && (Mid == 0) == (other.Mid == 0) && (Up == 0) == (other.Up == 0);
+
     /// <summary>The multiplier of a part named by <see cref="PartOf"/>.</summary>
     public double Multiplier(string part) => part switch { "mid" => Mid, "up" => Up, _ => Down };
 

@@ -120,6 +120,15 @@ public class TrainerTests
         Assert.True(new DreamBoothTrainer(loaded, mb2).Train().Completed);
         foreach (var (k, v) in after)
             Assert.True(TensorAssert.BitEqual(v, mb2.Unet.state_dict()[k]), $"{k} differs after resume");
+
+        // resuming with other parts frozen is refused with the fix; other non-zero multipliers resume
+        loaded.Update(f => f with { Options = f.Options with { UnetSteps = 6, UnetBlockLearningRates = new() } });
+        using var mb3 = LoadModel();
+        var e = Assert.Throws<InvalidOperationException>(() => new DreamBoothTrainer(loaded, mb3).Train());
+        Assert.Contains("UNet block learning rates 0,0.5,1", e.Message);
+        Assert.Contains("--no-resume", e.Message);
+        loaded.Update(f => f with { Options = f.Options with { UnetBlockLearningRates = new() { Down = 0, Mid = 2, Up = 0.5 } } });
+        Assert.Equal(6, new DreamBoothTrainer(loaded, mb3).Train().Step);
     }
 
     [Theory]

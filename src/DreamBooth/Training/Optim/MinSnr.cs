@@ -22,6 +22,6 @@ public static class OffsetNoise
             throw new ArgumentOutOfRangeException(nameof(offset), offset, "noise_offset must be a finite number >= 0; typical 0.05-0.1.");
         using var scope = torch.NewDisposeScope();
         var extra = torch.randn(new[] { noise.shape[0], noise.shape[1], 1L, 1L }, noise.dtype, noise.device, generator: generator);
-        return (noise + extra * offset).MoveToOuterDisposeScope();
+        return noise.Plus(extra.Times(offset)).MoveToOuterDisposeScope();
     }
 }
