@@ -2,6 +2,7 @@ using DreamBooth.Imaging;
 using DreamBooth.Loading;
 using DreamBooth.Pipelines;
 using DreamBooth.Sampling;
+using DreamBooth.Training;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 
@@ -158,10 +159,5 @@ public class GridRunnerTests(TinySd1Fixture fixture) : IClassFixture<TinySd1Fixt
         using var cts = new CancellationTokenSource();
         cts.Cancel();
         Assert.ThrowsAny<OperationCanceledException>(() => new GridRunner(fixture.Model).Run(cancelled, null, cts.Token));
-    }
-
-    sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }

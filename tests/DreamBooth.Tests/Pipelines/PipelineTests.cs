@@ -2,6 +2,7 @@ using DreamBooth.Loading;
 using DreamBooth.Pipelines;
 using DreamBooth.Sampling;
 using DreamBooth.Tests.Infrastructure;
+using DreamBooth.Training;
 using TorchSharp;
 
 namespace DreamBooth.Tests.Pipelines;
@@ -126,10 +127,4 @@ public class PipelineTests(TinySd1Fixture fixture) : IClassFixture<TinySd1Fixtur
         Assert.Contains("steps must be between 1 and 1000 (got 0)", Assert.Throws<ArgumentException>(() => pipe.Generate(Req() with { Steps = 0 })).Message);
         Assert.Contains("clip skip must be at most 3", Assert.Throws<ArgumentException>(() => pipe.Generate(Req() with { ClipSkip = 5 })).Message);
     }
-}
-
-/// <summary>An IProgress that reports synchronously on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
-public sealed class InlineProgress<T>(Action<T> action) : IProgress<T>
-{
-    public void Report(T value) => action(value);
 }

@@ -338,9 +338,4 @@ public class TrainerTests
         }
         Assert.Throws<ArgumentException>(() => (opts with { ClassImageBatchSize = 0 }).Validate());
     }
-
-    sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
-    }
 }

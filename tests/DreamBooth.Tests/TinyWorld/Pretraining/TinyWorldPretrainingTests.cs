@@ -5,6 +5,7 @@ using DreamBooth.Sampling;
 using DreamBooth.Tests.Infrastructure;
 using DreamBooth.TinyWorld;
 using DreamBooth.TinyWorld.Pretraining;
+using DreamBooth.Training;
 using TorchSharp;
 
 namespace DreamBooth.Tests.TinyWorld.Pretraining;
@@ -480,10 +481,5 @@ public class TinyWorldPretrainingTests
         using var te = new global::DreamBooth.Models.Clip.ClipTextModel(TinyModelConfigs.TextEncoder(o), global::DreamBooth.Models.Common.ModelPlacement.Meta);
         long bytes = 2 * (Count(unet) + Count(vae) + Count(te));
         Assert.True(bytes + 1_500_000 <= 25L * 1024 * 1024, $"default recipe needs {bytes / 1e6:F1} MB of fp16 weights (+1.5 MB tokenizer) > 25 MB");
-    }
-
-    sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }
