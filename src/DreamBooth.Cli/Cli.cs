@@ -59,8 +59,10 @@ public static class Cli
         var m = e.Message;
         if (e is ArgumentException { ParamName: { } p })
         {
-            var suffix = $" (Parameter '{p}')";
-            if (m.EndsWith(suffix, StringComparison.Ordinal)) m = m[..^suffix.Length];
+            // ArgumentOutOfRangeException adds "Actual value was …" after the suffix: say it as "(got …)"
+            int at = m.IndexOf($" (Parameter '{p}')", StringComparison.Ordinal);
+            if (at >= 0) m = m[..at];
+            if (e is ArgumentOutOfRangeException { ActualValue: { } v }) m += $" (got {v})";
         }
         return m;
     }

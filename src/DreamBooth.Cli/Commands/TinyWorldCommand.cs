@@ -32,6 +32,7 @@ public static class TinyWorldCommand
         var samples = new Option<int?>("--samples") { Description = "Rendered training samples." };
         var threads = new Option<int?>("--threads") { Description = "TorchSharp intra-op threads (default 2)." };
         var unetChannels = new Option<string?>("--unet-channels") { Description = "UNet widths per level, comma-separated (default 64,128,128)." };
+        var unetGroups = new Option<int?>("--unet-norm-groups") { Description = "GroupNorm groups of the UNet (default 32; must divide every --unet-channels width, e.g. 16 for 64,144,144)." };
         var unetBatch = new Option<int?>("--unet-batch") { Description = "Latents per UNet step." };
         var snapshot = new Option<int?>("--snapshot-every") { Description = "Write the model folder every N UNet steps (0 = only at the end)." };
         var highNoise = new Option<double?>("--high-noise-cap") { Description = "Up-weight noisy timesteps' ε-loss by min(1 + 1/SNR, cap) (0 = off)." };
@@ -58,7 +59,7 @@ public static class TinyWorldCommand
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Folder with CLIP's vocab.json + merges.txt (default: data/models/tiny-sd/tokenizer of this repository)." };
         var cmd = new Command("pretrain", "Train the tiny VAE, text encoder and UNet on TinyWorld and write a diffusers folder.")
         {
-            output, seed, vaeSteps, vaeFrom, unetSteps, samples, threads, unetChannels, unetBatch, snapshot, highNoise, noiseOffset, unetLr, textLr, textSteps, vaeContinue, vaeContinueLr, vaePatterns, unetPatterns, unetPatternColours, vaeAnchor, vaePaste, vaeSeparation, vaeMargin, vaeFreezeEncoder, vaeLayers, prediction, zeroSnr, objectWeight, initFrom, quick, tokenizer,
+            output, seed, vaeSteps, vaeFrom, unetSteps, samples, threads, unetChannels, unetGroups, unetBatch, snapshot, highNoise, noiseOffset, unetLr, textLr, textSteps, vaeContinue, vaeContinueLr, vaePatterns, unetPatterns, unetPatternColours, vaeAnchor, vaePaste, vaeSeparation, vaeMargin, vaeFreezeEncoder, vaeLayers, prediction, zeroSnr, objectWeight, initFrom, quick, tokenizer,
         };
         cmd.SetAction((pr, ct) =>
         {
@@ -76,6 +77,7 @@ public static class TinyWorldCommand
                 UnetBatchSize = pr.GetValue(unetBatch) ?? o.UnetBatchSize,
                 SnapshotEvery = pr.GetValue(snapshot) ?? o.SnapshotEvery,
                 UnetChannels = pr.GetValue(unetChannels) is { } uc ? ParseInts(uc, "--unet-channels") : o.UnetChannels,
+                UnetNormGroups = pr.GetValue(unetGroups) ?? o.UnetNormGroups,
                 HighNoiseWeightCap = pr.GetValue(highNoise) ?? o.HighNoiseWeightCap,
                 NoiseOffset = pr.GetValue(noiseOffset) ?? o.NoiseOffset,
                 UnetLearningRate = pr.GetValue(unetLr) ?? o.UnetLearningRate,

@@ -117,6 +117,19 @@ public class SessionCommandTests
     }
 
     [Fact]
+    public void PretrainRefusesNormGroupsThatDoNotDivideTheWidthsNamingBothOptions()
+    {
+        using var dir = TestPaths.NewTempDir();
+        var r = Run("tinyworld", "pretrain", "--out", Path.Combine(dir.Path, "m"), "--tokenizer", Path.Combine(TinyFolder, "tokenizer"), "--unet-channels", "64,144,144");
+        Assert.Equal(1, r.Code);
+        Assert.Contains("(--unet-norm-groups) must divide every UnetChannels (--unet-channels) width, 64,144,144: pick a common divisor (16 for 64,144,144)", r.Err);
+        Assert.Contains("(got 32)", r.Err);
+        Assert.DoesNotContain("(Parameter", r.Err);
+        Assert.DoesNotContain("Actual value", r.Err);
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "m")));
+    }
+
+    [Fact]
     public void TrainSavesLossOptionsAndRefusesABadTimestepBias()
     {
         using var dir = TestPaths.NewTempDir();
@@ -141,8 +154,14 @@ public class SessionCommandTests
         Assert.Contains("BatchSize: must be ≥ 1, got 0", badBatch.Err);
         Assert.Equal(before, File.ReadAllText(DreamBoothSession.Load(folder).SessionFilePath));
 
+        var badBlocks = Run("train", folder, "--unet-block-lr", "0,1", "--quiet");
+        Assert.Equal(1, badBlocks.Code);
+        Assert.Contains("--unet-block-lr: UnetBlockLearningRates: expected three numbers \"down,mid,up\"", badBlocks.Err);
+        Assert.DoesNotContain("(Parameter", badBlocks.Err);
+        Assert.Equal(before, File.ReadAllText(DreamBoothSession.Load(folder).SessionFilePath));
+
         var ok = Run("train", folder, "--steps", "0", "--prior-preservation", "false", "--timestep-bias", "later:3:0.3", "--batch-size", "2", "--gradient-accumulation", "3",
-            "--min-snr-gamma", "5", "--offset-noise", "0.05", "--class-prompts-from-captions", "true", "--device", "cpu", "--quiet");
+            "--min-snr-gamma", "5", "--offset-noise", "0.05", "--class-prompts-from-captions", "true", "--unet-block-lr", "0,0.5,1", "--device", "cpu", "--quiet");
         Assert.True(ok.Code == 0, ok.ToString());
         var o = DreamBoothSession.Load(folder).File.Options;
         Assert.Equal(new TimestepBias { Strategy = TimestepBiasStrategy.Later, Multiplier = 3, Portion = 0.3 }, o.TimestepBias);
@@ -151,6 +170,7 @@ public class SessionCommandTests
         Assert.Equal(2, o.BatchSize);
         Assert.Equal(3, o.GradientAccumulationSteps);
         Assert.True(o.ClassPromptsFromCaptions);
+        Assert.Equal(new UnetBlockLearningRates { Down = 0, Mid = 0.5, Up = 1 }, o.UnetBlockLearningRates);
 
         // 0 turns min-SNR off again; options not given are kept
         Assert.Equal(0, Run("train", folder, "--min-snr-gamma", "0", "--device", "cpu", "--quiet").Code);

@@ -345,7 +345,8 @@ public sealed record PretrainOptions
         Check(TextPretrainLearningRate > 0 && TextPretrainLearningRate < 1, nameof(TextPretrainLearningRate), TextPretrainLearningRate, "must lie in (0, 1).");
         Check(UnetChannels is { Length: >= 2 } && UnetChannels.All(c => c > 0), nameof(UnetChannels), UnetChannels?.Length ?? 0, "needs at least 2 positive widths.");
         Check(UnetHeads > 0 && UnetChannels!.All(c => c % UnetHeads == 0), nameof(UnetHeads), UnetHeads, "must divide every UnetChannels entry.");
-        Check(UnetNormGroups > 0 && UnetChannels!.All(c => c % UnetNormGroups == 0), nameof(UnetNormGroups), UnetNormGroups, "must divide every UnetChannels entry.");
+        Check(UnetNormGroups > 0 && UnetChannels!.All(c => c % UnetNormGroups == 0), nameof(UnetNormGroups), UnetNormGroups,
+            $"(--unet-norm-groups) must divide every UnetChannels (--unet-channels) width, {string.Join(",", UnetChannels!)}: pick a common divisor (16 for 64,144,144) or widths that are multiples of it.");
         Check(UnetSteps >= 1 || (UnetSteps == 0 && InitFrom != null), nameof(UnetSteps), UnetSteps, "must be ≥ 1 (0 only with InitFrom / --init-from, to keep that model's UNet as it is).");
         Check(UnetBatchSize >= 1, nameof(UnetBatchSize), UnetBatchSize, "must be ≥ 1.");
         Check(UnetLearningRate > 0 && UnetLearningRate < 1, nameof(UnetLearningRate), UnetLearningRate, "must lie in (0, 1).");
