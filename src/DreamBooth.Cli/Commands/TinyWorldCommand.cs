@@ -32,6 +32,7 @@ public static class TinyWorldCommand
         var samples = new Option<int?>("--samples") { Description = "Rendered training samples." };
         var threads = new Option<int?>("--threads") { Description = "TorchSharp intra-op threads (default 2)." };
         var unetChannels = new Option<string?>("--unet-channels") { Description = "UNet widths per level, comma-separated (default 64,128,128)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue an interrupted run's UNet stage from <out>.pretrain-state.safetensors (written with every snapshot and on Ctrl+C); the other options must be the same (--snapshot-every may change; so may --threads, at the cost of bit-identity with an uninterrupted run)." };
         var unetGroups = new Option<int?>("--unet-norm-groups") { Description = "GroupNorm groups of the UNet (default 32; must divide every --unet-channels width, e.g. 16 for 64,144,144)." };
         var unetBatch = new Option<int?>("--unet-batch") { Description = "Latents per UNet step." };
         var snapshot = new Option<int?>("--snapshot-every") { Description = "Write the model folder every N UNet steps (0 = only at the end)." };
@@ -59,9 +60,9 @@ public static class TinyWorldCommand
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Folder with CLIP's vocab.json + merges.txt (default: data/models/tiny-sd/tokenizer of this repository)." };
         var cmd = new Command("pretrain", "Train the tiny VAE, text encoder and UNet on TinyWorld and write a diffusers folder.")
         {
-            output, seed, vaeSteps, vaeFrom, unetSteps, samples, threads, unetChannels, unetGroups, unetBatch, snapshot, highNoise, noiseOffset, unetLr, textLr, textSteps, vaeContinue, vaeContinueLr, vaePatterns, unetPatterns, unetPatternColours, vaeAnchor, vaePaste, vaeSeparation, vaeMargin, vaeFreezeEncoder, vaeLayers, prediction, zeroSnr, objectWeight, initFrom, quick, tokenizer,
+            output, seed, vaeSteps, vaeFrom, unetSteps, samples, threads, unetChannels, unetGroups, unetBatch, snapshot, highNoise, noiseOffset, unetLr, textLr, textSteps, vaeContinue, vaeContinueLr, vaePatterns, unetPatterns, unetPatternColours, vaeAnchor, vaePaste, vaeSeparation, vaeMargin, vaeFreezeEncoder, vaeLayers, prediction, zeroSnr, objectWeight, initFrom, quick, resume, tokenizer,
         };
-        cmd.SetAction((pr, ct) =>
+        cmd.SetAction((pr, _) =>
         {
             var o = pr.GetValue(quick) ? PretrainOptions.Quick : new PretrainOptions();
             var tok = pr.GetValue(tokenizer) ?? FindDefaultTokenizer();
@@ -100,7 +101,15 @@ public static class TinyWorldCommand
                 InitFrom = pr.GetValue(initFrom) is { } inf ? Path.GetFullPath(inf) : null,
             };
             var progress = new ConsoleProgress();
-            var result = TinyWorldPretraining.Run(o, pr.GetValue(output)!, progress, ct);
+            PretrainResult result;
+            // Cli.Cancellation is what Ctrl+C cancels (the action's own token is not wired to it)
+            try { result = TinyWorldPretraining.Run(o, pr.GetValue(output)!, progress, Cli.Cancellation, pr.GetValue(resume)); }
+            catch (OperationCanceledException) when (File.Exists(PretrainState.PathFor(pr.GetValue(output)!)))
+            {
+                progress.Done();
+                Cli.Err.WriteLine($"stopped; the UNet stage's state is in {PretrainState.PathFor(pr.GetValue(output)!)}: run the same command with --resume to continue");
+                throw;
+            }
             progress.Done();
             Cli.Out.WriteLine($"wrote {result.Folder}");
             Cli.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -128,7 +137,7 @@ public static class TinyWorldCommand
         {
             model, samples, seed, steps, cfg, grid, classPrompt, split, record, sampler, vaeSamples,
         };
-        cmd.SetAction((pr, ct) =>
+        cmd.SetAction((pr, _) =>
         {
             torch_threads();
             using var m = StableDiffusionModel.FromPretrained(pr.GetValue(model)!);
@@ -148,7 +157,7 @@ public static class TinyWorldCommand
                     Cli.Out.WriteLine($"wrote {vaePath}");
                 }
             }
-            using var result = TinyModelEvaluation.Run(m, options, new InlineProgress<(int, int)>(p => Cli.Err.Write($"\rgenerating {p.Item1}/{p.Item2}   ")), ct);
+            using var result = TinyModelEvaluation.Run(m, options, new InlineProgress<(int, int)>(p => Cli.Err.Write($"\rgenerating {p.Item1}/{p.Item2}   ")), Cli.Cancellation);
             Cli.Err.WriteLine();
             var e = result.Evaluation;
             var md = new List<string>
@@ -180,7 +189,7 @@ public static class TinyWorldCommand
             var prompt = pr.GetValue(classPrompt);
             if (!string.IsNullOrWhiteSpace(prompt))
             {
-                var items = TinyModelEvaluation.Prompt(m, prompt, 8, options.Seed, options, ct);
+                var items = TinyModelEvaluation.Prompt(m, prompt, 8, options.Seed, options, Cli.Cancellation);
                 int ok = items.Count(i => i.Fidelity.Shape == true);
                 Cli.Out.WriteLine($"  \"{prompt}\": shape right in {ok}/{items.Count}");
                 md.Add("");

@@ -67,10 +67,14 @@ public static class TinyWorldPretraining
 {
     /// <summary>
     /// Runs the whole recipe and writes the model folder to <paramref name="outputFolder"/> atomically (a temporary
-    /// sibling folder is renamed at the end; an existing folder is replaced only once the new one is complete).
+    /// sibling folder is renamed at the end; an existing folder is replaced only once the new one is complete). The UNet
+    /// stage writes its resumable state beside the folder (<c>&lt;out&gt;.pretrain-state.safetensors</c>) with every
+    /// snapshot and when cancelled; with <paramref name="resume"/> a run with the same options continues from it (the
+    /// data, VAE and latents are rebuilt deterministically, the text stage is skipped) and, at the same thread count,
+    /// ends with the weights an uninterrupted run gives. The state file is deleted when the run completes.
     /// </summary>
     public static PretrainResult Run(PretrainOptions options, string outputFolder, IProgress<PretrainProgress>? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, bool resume = false)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentException.ThrowIfNullOrWhiteSpace(outputFolder);
@@ -78,6 +82,9 @@ public static class TinyWorldPretraining
         if (options.Threads > 0) torch.set_num_threads(options.Threads);
         var total = Stopwatch.StartNew();
         var tokenizer = ClipTokenizer.FromFolder(options.TokenizerFolder!);
+        var statePath = PretrainState.PathFor(outputFolder);
+        // read (and checked against the options) before any work, so a mismatch fails at once
+        using var resumed = resume && options.UnetSteps > 0 && File.Exists(statePath) ? PretrainState.Load(statePath, options) : null;
 
         // 1. data
         var dataset = new TinyWorldDataset(new TinyWorldDatasetOptions
@@ -151,7 +158,13 @@ public static class TinyWorldPretraining
             LoadComponent(unet, init, "unet", "diffusion_pytorch_model");
             LoadComponent(te, init, "text_encoder", "model");
         }
-        if (options.TextPretrainSteps > 0)
+        if (resumed is not null)
+        {
+            StateDicts.LoadStrict(unet, resumed.Part("unet."), statePath);
+            StateDicts.LoadStrict(te, resumed.Part("text_encoder."), statePath);
+            textLoss = resumed.TextLoss;
+        }
+        else if (options.TextPretrainSteps > 0)
         {
             using var labels = CaptionLabels(captions);
             textLoss = PretrainTextEncoder(te, ids!, emptyIds!, labels, tokenizer.EosId, options, gen, progress, total, cancellationToken);
@@ -177,12 +190,14 @@ public static class TinyWorldPretraining
         };
         // UnetSteps 0 (allowed with InitFrom only) keeps the loaded UNet and text encoder as they are
         double unetLoss = options.UnetSteps == 0 ? RecordedLoss(options.InitFrom!, "final_unet_loss") : TrainUnet(unet, te, scaledLatents!, objectMasks!, ids!, emptyIds!, options, gen, progress, total,
-            (step, loss) => TinyModelExport.Write(outputFolder, unet, vae, te, options, Result(loss, step)), cancellationToken);
+            (step, loss) => TinyModelExport.Write(outputFolder, unet, vae, te, options, Result(loss, step)), cancellationToken,
+            resumed, (step, running, tail, ema, opt) => PretrainState.Save(statePath, options, step, running, tail, textLoss, unet, te, ema, opt, gen.get_state()));
 
         // 4. export
         progress?.Report(new PretrainProgress(PretrainStage.Export, 0, 1, double.NaN, total.Elapsed));
         var result = Result(unetLoss, options.UnetSteps);
         TinyModelExport.Write(outputFolder, unet, vae, te, options, result);
+        if (File.Exists(statePath)) File.Delete(statePath);
         progress?.Report(new PretrainProgress(PretrainStage.Export, 1, 1, double.NaN, total.Elapsed));
         return result;
     }
@@ -612,7 +627,8 @@ public static class TinyWorldPretraining
 
     static double TrainUnet(UNet2DConditionModel unet, ClipTextModel te, Tensor latents, Tensor objectMasks, Tensor ids, Tensor emptyIds,
         PretrainOptions o, torch.Generator gen, IProgress<PretrainProgress>? progress, Stopwatch clock,
-        Action<int, double> snapshot, CancellationToken ct)
+        Action<int, double> snapshot, CancellationToken ct,
+        PretrainState? resumed = null, Action<int, double, IReadOnlyList<double>, IReadOnlyList<Tensor>, IReadOnlyDictionary<string, Tensor>>? saveState = null)
     {
         unet.train();
         te.train();
@@ -632,9 +648,28 @@ public static class TinyWorldPretraining
         int tailFrom = o.UnetSteps - Math.Max(1, o.UnetSteps / 10);
         double running = double.NaN;
         var guard = new NonFiniteSteps(3);
-        for (int step = 0; step < o.UnetSteps; step++)
+        int start = 0;
+        if (resumed is not null)
         {
-            ct.ThrowIfCancellationRequested();
+            opt.LoadStateDict(resumed.Part("optimizer."));
+            ema?.Load(resumed.Part("ema."));
+            gen.set_state(resumed.Tensors["rng.generator"]);
+            (start, running) = (resumed.Step, resumed.Running);
+            tail.AddRange(resumed.Tail);
+        }
+        void Save(int stepsDone)
+        {
+            if (saveState is null) return;
+            using var scope = torch.NewDisposeScope();
+            saveState(stepsDone, running, tail, ema?.Shadow ?? [], opt.StateDict());
+        }
+        for (int step = start; step < o.UnetSteps; step++)
+        {
+            if (ct.IsCancellationRequested)
+            {
+                if (step > start) Save(step); // Ctrl+C keeps the work done so far (see PretrainState)
+                ct.ThrowIfCancellationRequested();
+            }
             using var scope = torch.NewDisposeScope();
             int b = o.UnetBatchSize;
             var idx = torch.randint(n, [b], dtype: ScalarType.Int64, generator: gen);
@@ -688,6 +723,7 @@ public static class TinyWorldPretraining
                 snapshot(step + 1, running);
                 ema?.Swap();
                 unet.train(); te.train();
+                Save(step + 1);
             }
         }
         opt.ZeroGrad();
@@ -730,6 +766,18 @@ public static class TinyWorldPretraining
                 parameters[i].copy_(shadow[i]);
                 shadow[i].copy_(tmp);
             }
+        }
+
+        /// <summary>The averaged weights, in the order of the parameters given.</summary>
+        public IReadOnlyList<Tensor> Shadow => shadow;
+
+        /// <summary>Restores averaged weights saved from <see cref="Shadow"/> (keys "0", "1", …).</summary>
+        public void Load(IReadOnlyDictionary<string, Tensor> saved)
+        {
+            if (saved.Count != shadow.Count)
+                throw new InvalidDataException($"the pretraining state holds {saved.Count} EMA tensors, this model has {shadow.Count}; delete the state file to start over.");
+            using var noGrad = torch.no_grad();
+            for (int i = 0; i < shadow.Count; i++) shadow[i].copy_(saved[i.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         }
 
         public void CopyTo()

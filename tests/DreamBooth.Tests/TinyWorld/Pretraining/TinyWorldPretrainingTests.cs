@@ -127,7 +127,7 @@ public class TinyWorldPretrainingTests
     }
 
     [Fact]
-    public void CancellationStopsTheRunAndWritesNothing()
+    public void CancellationStopsTheRunWritesNoModelAndKeepsTheUnetStagesState()
     {
         using var dir = TestPaths.NewTempDir("pretrain");
         var outFolder = Path.Combine(dir.Path, "m");
@@ -135,6 +135,38 @@ public class TinyWorldPretrainingTests
         var progress = new InlineProgress<PretrainProgress>(p => { if (p.Stage == PretrainStage.Unet) cts.Cancel(); });
         Assert.ThrowsAny<OperationCanceledException>(() => TinyWorldPretraining.Run(Tiny with { UnetSteps = 50 }, outFolder, progress, cts.Token));
         Assert.False(Directory.Exists(outFolder));
+        Assert.Equal([Path.GetFileName(PretrainState.PathFor(outFolder))], Directory.GetFiles(dir.Path).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void AResumedRunGivesTheWeightsOfAnUninterruptedOne()
+    {
+        using var dir = TestPaths.NewTempDir("pretrain");
+        var o = Tiny with { UnetSteps = 6, SnapshotEvery = 2 };
+        var a = Path.Combine(dir.Path, "a");
+        TinyWorldPretraining.Run(o, a);
+        Assert.False(File.Exists(PretrainState.PathFor(a)), "a completed run deletes its state");
+
+        // stopped after 3 UNet steps (Ctrl+C), then resumed from the state file
+        var b = Path.Combine(dir.Path, "b");
+        using var cts = new CancellationTokenSource();
+        var stop = new InlineProgress<PretrainProgress>(p => { if (p.Stage == PretrainStage.Unet && p.Step == 3) cts.Cancel(); });
+        Assert.ThrowsAny<OperationCanceledException>(() => TinyWorldPretraining.Run(o, b, stop, cts.Token));
+        Assert.True(File.Exists(PretrainState.PathFor(b)));
+
+        // other options are refused, naming the file and the fix; the state is kept
+        var e = Assert.Throws<InvalidOperationException>(() => TinyWorldPretraining.Run(o with { UnetLearningRate = 1e-4 }, b, resume: true));
+        Assert.Contains(PretrainState.PathFor(b), e.Message);
+        Assert.Contains("delete the file to start over", e.Message);
+        Assert.Contains("UnetLearningRate: 0.0008 → 0.0001", e.Message);
+
+        var steps = new List<int>();
+        var result = TinyWorldPretraining.Run(o, b, new InlineProgress<PretrainProgress>(p => { if (p.Stage == PretrainStage.Unet) steps.Add(p.Step); }), resume: true);
+        Assert.Equal([4, 5, 6], steps);
+        Assert.Equal(6, result.UnetStepsDone);
+        Assert.False(File.Exists(PretrainState.PathFor(b)));
+        foreach (var w in new[] { "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors" })
+            Assert.True(File.ReadAllBytes(Path.Combine(a, w)).SequenceEqual(File.ReadAllBytes(Path.Combine(b, w))), $"{w} differs between the uninterrupted and the resumed run");
     }
 
     [Fact]
