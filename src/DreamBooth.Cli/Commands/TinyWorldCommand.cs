@@ -101,13 +101,16 @@ public static class TinyWorldCommand
                 InitFrom = pr.GetValue(initFrom) is { } inf ? Path.GetFullPath(inf) : null,
             };
             var progress = new ConsoleProgress();
+            var statePath = PretrainState.PathFor(pr.GetValue(output)!);
+            if (pr.GetValue(resume))
+                Cli.Err.WriteLine(File.Exists(statePath) ? $"resuming the UNet stage from {statePath}" : $"--resume: there is no {statePath} (nothing was interrupted there); starting from the beginning");
             PretrainResult result;
             // Cli.Cancellation is what Ctrl+C cancels (the action's own token is not wired to it)
             try { result = TinyWorldPretraining.Run(o, pr.GetValue(output)!, progress, Cli.Cancellation, pr.GetValue(resume)); }
-            catch (OperationCanceledException) when (File.Exists(PretrainState.PathFor(pr.GetValue(output)!)))
+            catch (OperationCanceledException) when (File.Exists(statePath))
             {
                 progress.Done();
-                Cli.Err.WriteLine($"stopped; the UNet stage's state is in {PretrainState.PathFor(pr.GetValue(output)!)}: run the same command with --resume to continue");
+                Cli.Err.WriteLine($"stopped; the UNet stage's state is in {statePath}: run the same command with --resume to continue");
                 throw;
             }
             progress.Done();
