@@ -18,10 +18,12 @@ public static class DreamBenchCommand
         var masked = new Option<bool?>("--masked-loss") { Description = "Masked training with the demo subject's masks (default: the quickstart's, true; see train --masked-loss)." };
         var unmaskedWeight = new Option<double?>("--unmasked-weight") { Description = "Loss weight outside the masks (default 0.1)." };
         var batchSize = new Option<int?>("--batch-size") { Description = "Instance images per DreamBooth step (default 1; the recommended settings use 2)." };
+        var teTraining = new Option<string?>("--text-encoder-training") { Description = "What the text-encoder steps train, as train --text-encoder-training: full or identifier (default: the quickstart's)." };
+        var teLr = new Option<double?>("--text-encoder-lr") { Description = "Text-encoder learning rate (default: the quickstart's)." };
         var timestepBias = new Option<string?>("--timestep-bias") { Description = "Biased timestep sampling of the DreamBooth steps, as train --timestep-bias (default: the quickstart's, none; uniform timesteps)." };
         var cmd = new Command("dreambench", "Mini DreamBench: subject fidelity, prompt fidelity and leakage for the base model and DreamBooth without / with prior preservation.")
         {
-            model, work, steps, lr, seeds, trainSeeds, classFromCaptions, masked, unmaskedWeight, timestepBias, batchSize,
+            model, work, steps, lr, seeds, trainSeeds, classFromCaptions, masked, unmaskedWeight, timestepBias, batchSize, teTraining, teLr,
         };
         cmd.SetAction(pr =>
         {
@@ -34,6 +36,8 @@ public static class DreamBenchCommand
                 if (!(l > 0 && l < 1)) throw new CliException($"--lr must be in (0, 1), e.g. 1.5e-4 (got {l})");
                 training = training with { LearningRate = l };
             }
+            if (pr.GetValue(teLr) is double tl) training = training with { TextEncoderLearningRate = QuickstartCommand.CheckTextEncoderLearningRate(tl) };
+            if (pr.GetValue(teTraining) is { } tt) training = training with { TextEncoderTraining = TrainCommand.ParseTextEncoderTraining(tt) };
             if (pr.GetValue(batchSize) is int bs) training = training with { BatchSize = QuickstartCommand.CheckBatchSize(bs) };
             training = training with
             {

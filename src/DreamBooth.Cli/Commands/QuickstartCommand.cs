@@ -15,6 +15,7 @@ public static class QuickstartCommand
         var lr = new Option<double?>("--lr") { Description = "UNet learning rate (default: QuickstartOptions.LearningRate)." };
         var teLr = new Option<double?>("--text-encoder-lr") { Description = "Text-encoder learning rate (default: QuickstartOptions.TextEncoderLearningRate)." };
         var teSteps = new Option<int?>("--text-encoder-steps") { Description = "Steps during which the text encoder trains too." };
+        var teTraining = new Option<string?>("--text-encoder-training") { Description = "What the text-encoder steps train, as train --text-encoder-training: full or identifier (default: QuickstartOptions.TextEncoderTraining)." };
         var prior = new Option<bool>("--no-prior-preservation") { Description = "Train without class images (to see leakage)." };
         var masked = new Option<bool?>("--masked-loss") { Description = "Masked training with the demo subject's masks (true/false; default true)." };
         var classFromCaptions = new Option<bool?>("--class-prompts-from-captions") { Description = "Class images from the instance captions minus the identifier (true/false; default: QuickstartOptions)." };
@@ -23,7 +24,7 @@ public static class QuickstartCommand
         var smoke = new Option<bool>("--smoke") { Description = "A reduced run (a few steps) that only checks that everything works." };
         var cmd = new Command("quickstart", "DreamBooth on the embedded tiny model: session, demo subject, prior preservation, training, grids and loss chart.")
         {
-            output, model, steps, lr, teLr, teSteps, prior, masked, classFromCaptions, timestepBias, batchSize, smoke,
+            output, model, steps, lr, teLr, teSteps, teTraining, prior, masked, classFromCaptions, timestepBias, batchSize, smoke,
         };
         cmd.SetAction(pr =>
         {
@@ -41,11 +42,8 @@ public static class QuickstartCommand
                 if (!(l > 0 && l < 1)) throw new CliException($"--lr must lie in (0, 1) (got {l}); the quickstart default is {new QuickstartOptions().LearningRate}");
                 o = o with { LearningRate = l };
             }
-            if (pr.GetValue(teLr) is double tl)
-            {
-                if (!(tl > 0 && tl < 1)) throw new CliException($"--text-encoder-lr must lie in (0, 1) (got {tl})");
-                o = o with { TextEncoderLearningRate = tl };
-            }
+            if (pr.GetValue(teLr) is double tl) o = o with { TextEncoderLearningRate = CheckTextEncoderLearningRate(tl) };
+            if (pr.GetValue(teTraining) is { } tt) o = o with { TextEncoderTraining = TrainCommand.ParseTextEncoderTraining(tt) };
             if (pr.GetValue(teSteps) is int ts)
             {
                 if (ts < 0) throw new CliException($"--text-encoder-steps must be ≥ 0 (got {ts})");
@@ -81,4 +79,8 @@ public static class QuickstartCommand
     /// <summary>--batch-size of the quickstart and the mini DreamBench: at least 1.</summary>
     internal static int CheckBatchSize(int batchSize) =>
         batchSize >= 1 ? batchSize : throw new CliException($"--batch-size must be ≥ 1 (got {batchSize}); 1 or 2 fit the tiny model easily");
+
+    /// <summary>--text-encoder-lr of the quickstart and the mini DreamBench: in (0, 1).</summary>
+    internal static double CheckTextEncoderLearningRate(double lr) =>
+        lr > 0 && lr < 1 ? lr : throw new CliException($"--text-encoder-lr must lie in (0, 1), e.g. 1e-3 (got {lr})");
 }

@@ -16,6 +16,7 @@ public static class TrainCommand
         var lr = new Option<double?>("--lr") { Description = "UNet learning rate (default 2e-6 full, 1e-4 LoRA)." };
         var teSteps = new Option<int?>("--text-encoder-steps") { Description = "Train the text encoder for its first N steps, then freeze it." };
         var teLr = new Option<double?>("--text-encoder-lr") { Description = "Text encoder learning rate." };
+        var teTraining = new Option<string?>("--text-encoder-training") { Description = "What the text-encoder steps train: full (every weight, the default) or identifier (only the identifier's token embeddings: every other word keeps its meaning; give it a higher --text-encoder-lr, e.g. 1e-3). Full fine-tuning only." };
         var prior = new Option<bool?>("--prior-preservation") { Description = "Generate class images and add the prior loss (true/false)." };
         var classImages = new Option<int?>("--class-images") { Description = "Class images per concept for prior preservation." };
         var batchSize = new Option<int?>("--batch-size") { Description = "Instance images per step (default 1; with prior preservation as many class images are added)." };
@@ -41,7 +42,7 @@ public static class TrainCommand
         var classFromCaptions = new Option<bool?>("--class-prompts-from-captions") { Description = "Generate each class image from an instance caption minus the identifier, and caption it so (true/false; lower leakage). Delete existing class images to regenerate." };
         var cmd = new Command("train", "Train or resume a DreamBooth session (Ctrl+C stops after writing a checkpoint).")
         {
-            session, steps, lr, teSteps, teLr, batchSize, accumulation, prior, classImages, classBatch, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, blockLr, minSnr, offsetNoise, timestepBias, classFromCaptions, masked, unmaskedWeight, noResume, device, threads, quiet,
+            session, steps, lr, teSteps, teLr, teTraining, batchSize, accumulation, prior, classImages, classBatch, precision, optimizer, gc, loraRank, ckEvery, valEvery, seed, blockLr, minSnr, offsetNoise, timestepBias, classFromCaptions, masked, unmaskedWeight, noResume, device, threads, quiet,
         };
         cmd.SetAction(pr =>
         {
@@ -58,6 +59,7 @@ public static class TrainCommand
                 UnetLearningRate = pr.GetValue(lr) ?? o.UnetLearningRate,
                 TextEncoderSteps = pr.GetValue(teSteps) ?? o.TextEncoderSteps,
                 TextEncoderLearningRate = pr.GetValue(teLr) ?? o.TextEncoderLearningRate,
+                TextEncoderTraining = pr.GetValue(teTraining) is { } tt ? ParseTextEncoderTraining(tt) : o.TextEncoderTraining,
                 BatchSize = pr.GetValue(batchSize) ?? o.BatchSize,
                 GradientAccumulationSteps = pr.GetValue(accumulation) ?? o.GradientAccumulationSteps,
                 PriorPreservation = pr.GetValue(prior) ?? o.PriorPreservation,
@@ -124,6 +126,14 @@ public static class TrainCommand
         try { return TimestepBias.Parse(s); }
         catch (FormatException e) { throw new CliException($"--timestep-bias: {e.Message}"); }
     }
+
+    /// <summary>"full" or "identifier" (also the enum names); anything else is refused naming the option.</summary>
+    internal static TextEncoderTraining ParseTextEncoderTraining(string s) => s.Trim().ToLowerInvariant() switch
+    {
+        "full" => TextEncoderTraining.Full,
+        "identifier" or "identifierembeddings" or "identifier-embeddings" => TextEncoderTraining.IdentifierEmbeddings,
+        _ => throw new CliException($"--text-encoder-training: '{s}' is not a choice; use full (every weight) or identifier (only the identifier's token embeddings)"),
+    };
 
     static UnetBlockLearningRates ParseBlockLearningRates(string s)
     {

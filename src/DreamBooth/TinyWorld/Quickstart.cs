@@ -27,6 +27,9 @@ public sealed record QuickstartOptions
     public double LearningRate { get; init; } = 2e-4;
     public int TextEncoderSteps { get; init; } = 100;
     public double TextEncoderLearningRate { get; init; } = 1e-4;
+
+    /// <summary>What the text-encoder steps train (<see cref="TrainingOptions.TextEncoderTraining"/>): the whole encoder by default.</summary>
+    public TextEncoderTraining TextEncoderTraining { get; init; } = TextEncoderTraining.Full;
     public int ClassImages { get; init; } = 40;
 
     /// <summary>Instance images per DreamBooth step (<see cref="TrainingOptions.BatchSize"/>; with prior preservation as many class images join them).</summary>
@@ -170,6 +173,7 @@ public static class Quickstart
             UnetLearningRate = o.LearningRate,
             TextEncoderSteps = o.TextEncoderSteps,
             TextEncoderLearningRate = o.TextEncoderLearningRate,
+            TextEncoderTraining = o.TextEncoderTraining,
             PriorPreservation = o.PriorPreservation,
             NumClassImages = o.ClassImages,
             ClassPromptsFromCaptions = o.ClassPromptsFromCaptions,

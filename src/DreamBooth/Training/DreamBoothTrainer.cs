@@ -105,6 +105,10 @@ public sealed class DreamBoothTrainer
         foreach (var p in unet.parameters()) p.requires_grad = !lora;
         foreach (var p in te.parameters()) p.requires_grad = false;
         DisposeLora();
+        // identifier-only text-encoder training: the embedding rows of the identifiers, every other row kept as it is
+        using var identifierRows = !lora && teTrained && options.TextEncoderTraining == TextEncoderTraining.IdentifierEmbeddings
+            ? IdentifierEmbeddings.Create(te, Model.Tokenizer, Session.File.Concepts.Select(c => c.Identifier))
+            : null;
         List<Parameter> unetParams, teParams;
         if (lora)
         {
@@ -126,7 +130,7 @@ public sealed class DreamBoothTrainer
                 if (options.UnetBlockLearningRates.Multiplier(UnetBlockLearningRates.PartOf(name)) > 0) unetParams.Add(p);
                 else p.requires_grad = false;
             }
-            teParams = teTrained ? te.parameters().ToList() : [];
+            teParams = identifierRows is not null ? [identifierRows.Weight] : teTrained ? te.parameters().ToList() : [];
         }
         unet.GradientCheckpointing = options.GradientCheckpointing;
 
@@ -158,6 +162,10 @@ public sealed class DreamBoothTrainer
                     throw new InvalidOperationException($"the session's last checkpoint ({ck.Folder}) was trained with UNet block learning rates {wasBlocks} (down,mid,up) "
                         + $"but the options ask for {options.UnetBlockLearningRates}, which trains other parts of the UNet: its optimizer state does not fit. "
                         + "Resume with the same parts frozen (other non-zero multipliers are fine) or start over without resuming (train --no-resume).");
+                var wasTe = ck.Info.Options.TextEncoderTraining;
+                if (!lora && teTrained && wasTe != options.TextEncoderTraining && ck.Info.TextEncoderStepsDone > 0)
+                    throw new InvalidOperationException($"the session's last checkpoint ({ck.Folder}) trained the text encoder as {wasTe} but the options ask for "
+                        + $"{options.TextEncoderTraining}: its optimizer state does not fit. Resume with TextEncoderTraining {wasTe} or start over without resuming (train --no-resume).");
                 RestoreWeights(ck.Weights, unet, te, lora);
                 optimizer.LoadStateDict(ck.OptimizerState);
                 if (ck.RngState.TryGetValue("generator", out var g)) gen.set_state(g);
@@ -258,6 +266,7 @@ public sealed class DreamBoothTrainer
                     instSum += r.InstanceLoss.item<float>();
                     if (r.PriorLoss is not null) { priorSum += r.PriorLoss.item<float>(); hasPrior = true; }
                 }
+                if (teActive) identifierRows?.MaskGradient();
                 var trained = unetParams.Concat(teActive ? teParams : []);
                 double gradNorm = nonFinite is not null ? double.NaN
                     : options.MaxGradNorm > 0 ? GradClip.ClipGradNorm(trained, options.MaxGradNorm) : GradClip.TotalNorm(trained);
@@ -281,6 +290,7 @@ public sealed class DreamBoothTrainer
                 optimizer.SetLearningRateMultiplier(multiplier);
                 optimizer.Step();
                 optimizer.ZeroGrad();
+                if (teActive) identifierRows?.RestoreOtherRows();
                 step++;
                 if (teActive) teDone++;
                 int n = options.GradientAccumulationSteps;

@@ -27,6 +27,19 @@ public enum TrainingPrecision
     Bf16,
 }
 
+/// <summary>What of the text encoder is trained during its <see cref="TrainingOptions.TextEncoderSteps"/>.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<TextEncoderTraining>))]
+public enum TextEncoderTraining
+{
+    /// <summary>Every weight of the text encoder (the fast-DreamBooth Colab's and diffusers' <c>--train_text_encoder</c>).</summary>
+    Full,
+    /// <summary>
+    /// Only the token-embedding rows of the concepts' identifiers (<see cref="IdentifierEmbeddings"/>; the textual-inversion
+    /// half of pivotal tuning): the identifier gets its own learnt meaning while every other word keeps the base model's.
+    /// </summary>
+    IdentifierEmbeddings,
+}
+
 /// <summary>
 /// Everything that defines a DreamBooth run. Defaults follow the fast-DreamBooth Colab where it had one (UNet LR 2e-6
 /// for full fine-tuning, text encoder trained for its first steps then frozen) and diffusers' train_dreambooth otherwise.
@@ -52,6 +65,13 @@ public sealed record TrainingOptions
     public int TextEncoderSteps { get; init; } = 350;
 
     public double TextEncoderLearningRate { get; init; } = 1e-6;
+
+    /// <summary>
+    /// What the text-encoder steps train: the whole encoder (default) or only the identifier's token embeddings
+    /// (<see cref="TextEncoderTraining.IdentifierEmbeddings"/>, which usually wants a higher
+    /// <see cref="TextEncoderLearningRate"/>, as textual inversion does). Full fine-tuning only.
+    /// </summary>
+    public TextEncoderTraining TextEncoderTraining { get; init; } = TextEncoderTraining.Full;
 
     /// <summary>Instance images per step (class images are added on top when prior preservation is on).</summary>
     public int BatchSize { get; init; } = 1;
@@ -185,6 +205,9 @@ public sealed record TrainingOptions
         Lora?.Validate();
         Check(UnetBlockLearningRates is not null, nameof(UnetBlockLearningRates), "must not be null (use new UnetBlockLearningRates() for one learning rate)");
         UnetBlockLearningRates!.Validate();
+        Check(Enum.IsDefined(TextEncoderTraining), nameof(TextEncoderTraining), $"must be Full or IdentifierEmbeddings, got {TextEncoderTraining}");
+        Check(Lora is null || TextEncoderTraining == TextEncoderTraining.Full, nameof(TextEncoderTraining),
+            "IdentifierEmbeddings applies to full fine-tuning; with LoRA leave it at Full (Lora.TrainTextEncoder trains text-encoder adapters)");
         Check(Lora is null || UnetBlockLearningRates.IsUniform, nameof(UnetBlockLearningRates),
             $"block multipliers ({UnetBlockLearningRates}) apply to full fine-tuning; with LoRA leave them at 1 / 1 / 1");
     }

@@ -160,8 +160,17 @@ public class SessionCommandTests
         Assert.DoesNotContain("(Parameter", badBlocks.Err);
         Assert.Equal(before, File.ReadAllText(DreamBoothSession.Load(folder).SessionFilePath));
 
+        var badTe = Run("train", folder, "--text-encoder-training", "embeddings", "--quiet");
+        Assert.Equal(1, badTe.Code);
+        Assert.Contains("--text-encoder-training: 'embeddings' is not a choice; use full (every weight) or identifier", badTe.Err);
+        Assert.Equal(before, File.ReadAllText(DreamBoothSession.Load(folder).SessionFilePath));
+        var teWithLora = Run("train", folder, "--text-encoder-training", "identifier", "--lora-rank", "4", "--quiet");
+        Assert.Equal(1, teWithLora.Code);
+        Assert.Contains("IdentifierEmbeddings applies to full fine-tuning", teWithLora.Err);
+        Assert.Contains("--text-encoder-training", teWithLora.Err);
+
         var ok = Run("train", folder, "--steps", "0", "--prior-preservation", "false", "--timestep-bias", "later:3:0.3", "--batch-size", "2", "--gradient-accumulation", "3",
-            "--min-snr-gamma", "5", "--offset-noise", "0.05", "--class-prompts-from-captions", "true", "--unet-block-lr", "0,0.5,1", "--device", "cpu", "--quiet");
+            "--min-snr-gamma", "5", "--offset-noise", "0.05", "--class-prompts-from-captions", "true", "--unet-block-lr", "0,0.5,1", "--text-encoder-training", "identifier", "--device", "cpu", "--quiet");
         Assert.True(ok.Code == 0, ok.ToString());
         var o = DreamBoothSession.Load(folder).File.Options;
         Assert.Equal(new TimestepBias { Strategy = TimestepBiasStrategy.Later, Multiplier = 3, Portion = 0.3 }, o.TimestepBias);
@@ -171,6 +180,7 @@ public class SessionCommandTests
         Assert.Equal(3, o.GradientAccumulationSteps);
         Assert.True(o.ClassPromptsFromCaptions);
         Assert.Equal(new UnetBlockLearningRates { Down = 0, Mid = 0.5, Up = 1 }, o.UnetBlockLearningRates);
+        Assert.Equal(TextEncoderTraining.IdentifierEmbeddings, o.TextEncoderTraining);
 
         // 0 turns min-SNR off again; options not given are kept
         Assert.Equal(0, Run("train", folder, "--min-snr-gamma", "0", "--device", "cpu", "--quiet").Code);

@@ -131,6 +131,59 @@ public class TrainerTests
         Assert.Equal(6, new DreamBoothTrainer(loaded, mb3).Train().Step);
     }
 
+    [Fact]
+    public void IdentifierEmbeddingTrainingChangesOnlyTheIdentifierRowsAndResumesBitIdentically()
+    {
+        using var dir = TestPaths.NewTempDir();
+        torch.set_num_threads(1);
+        var options = Tiny() with { TextEncoderTraining = TextEncoderTraining.IdentifierEmbeddings, TextEncoderLearningRate = 1e-2 };
+
+        var a = NewSession(Path.Combine(dir.Path, "a"), options);
+        using var ma = LoadModel();
+        Assert.True(new DreamBoothTrainer(a, ma).Train().Completed);
+        using var base_ = LoadModel();
+        var ids = ma.Tokenizer.Encode(Subject.Identifier);
+        Assert.NotEmpty(ids);
+        var before = base_.TextEncoder.state_dict();
+        var after = ma.TextEncoder.state_dict();
+        var embeddingKey = before.Keys.Single(k => k.EndsWith("token_embedding.weight", StringComparison.Ordinal));
+        foreach (var (k, v) in before.Where(kv => kv.Key != embeddingKey))
+            Assert.True(TensorAssert.BitEqual(v, after[k]), $"{k} is not the token embedding but changed");
+        var b0 = before[embeddingKey];
+        var a0 = after[embeddingKey];
+        using var sameRows = b0.eq(a0).all(1);
+        var same = sameRows.data<bool>().ToArray();
+        for (int row = 0; row < same.Length; row++)
+            if (ids.Contains(row)) Assert.False(same[row], $"identifier token {row} ({ma.Tokenizer.IdToToken(row)}) was not trained");
+            else Assert.True(same[row], $"token {row} ({ma.Tokenizer.IdToToken(row)}) is not the identifier's but its embedding changed");
+        Assert.False(TensorAssert.BitEqual(base_.Unet.state_dict()["conv_in.weight"], ma.Unet.state_dict()["conv_in.weight"]));
+
+        // stopped after step 1 (inside the text-encoder phase) and resumed: the same weights
+        var b = NewSession(Path.Combine(dir.Path, "b"), options);
+        using var cts = new CancellationTokenSource();
+        using (var mb = LoadModel())
+            Assert.True(new DreamBoothTrainer(b, mb).Train(new InlineProgress<TrainingProgress>(p => { if (p.Phase == "training" && p.Step == 1) cts.Cancel(); }), cts.Token).Cancelled);
+        var loaded = DreamBoothSession.Load(b.Folder);
+        Assert.Equal(TextEncoderTraining.IdentifierEmbeddings, loaded.File.Options.TextEncoderTraining);
+        using var mb2 = LoadModel();
+        Assert.True(new DreamBoothTrainer(loaded, mb2).Train().Completed);
+        foreach (var (k, v) in after)
+            Assert.True(TensorAssert.BitEqual(v, mb2.TextEncoder.state_dict()[k]), $"text encoder {k} differs after resume");
+        foreach (var (k, v) in ma.Unet.state_dict())
+            Assert.True(TensorAssert.BitEqual(v, mb2.Unet.state_dict()[k]), $"unet {k} differs after resume");
+
+        // resuming as full text-encoder training is refused with the fix (its optimizer state is the embedding's alone)
+        loaded.Update(f => f with { Options = f.Options with { UnetSteps = 6, TextEncoderTraining = TextEncoderTraining.Full } });
+        using var mb3 = LoadModel();
+        var e = Assert.Throws<InvalidOperationException>(() => new DreamBoothTrainer(loaded, mb3).Train());
+        Assert.Contains("trained the text encoder as IdentifierEmbeddings", e.Message);
+        Assert.Contains("--no-resume", e.Message);
+
+        // with LoRA it is refused naming the option
+        var lora = Assert.Throws<ArgumentException>(() => (options with { Lora = new LoraOptions() }).Validate());
+        Assert.Equal(nameof(TrainingOptions.TextEncoderTraining), lora.ParamName);
+    }
+
     [Theory]
     [InlineData("0,1,1", 0, 1, 1)]
     [InlineData(" 0.25 , 0.5,2 ", 0.25, 0.5, 2)]
