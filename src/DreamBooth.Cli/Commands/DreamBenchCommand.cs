@@ -20,10 +20,11 @@ public static class DreamBenchCommand
         var batchSize = new Option<int?>("--batch-size") { Description = "Instance images per DreamBooth step (default 1; the recommended settings use 2)." };
         var teTraining = new Option<string?>("--text-encoder-training") { Description = "What the text-encoder steps train, as train --text-encoder-training: full or identifier (default: the quickstart's)." };
         var teLr = new Option<double?>("--text-encoder-lr") { Description = "Text-encoder learning rate (default: the quickstart's)." };
+        var teSteps = new Option<int?>("--text-encoder-steps") { Description = "Steps during which the text encoder trains too (default: the quickstart's)." };
         var timestepBias = new Option<string?>("--timestep-bias") { Description = "Biased timestep sampling of the DreamBooth steps, as train --timestep-bias (default: the quickstart's, none; uniform timesteps)." };
         var cmd = new Command("dreambench", "Mini DreamBench: subject fidelity, prompt fidelity and leakage for the base model and DreamBooth without / with prior preservation.")
         {
-            model, work, steps, lr, seeds, trainSeeds, classFromCaptions, masked, unmaskedWeight, timestepBias, batchSize, teTraining, teLr,
+            model, work, steps, lr, seeds, trainSeeds, classFromCaptions, masked, unmaskedWeight, timestepBias, batchSize, teTraining, teLr, teSteps,
         };
         cmd.SetAction(pr =>
         {
@@ -37,6 +38,7 @@ public static class DreamBenchCommand
                 training = training with { LearningRate = l };
             }
             if (pr.GetValue(teLr) is double tl) training = training with { TextEncoderLearningRate = QuickstartCommand.CheckTextEncoderLearningRate(tl) };
+            if (pr.GetValue(teSteps) is int tsteps) training = training with { TextEncoderSteps = QuickstartCommand.CheckTextEncoderSteps(tsteps) };
             if (pr.GetValue(teTraining) is { } tt) training = training with { TextEncoderTraining = TrainCommand.ParseTextEncoderTraining(tt) };
             if (pr.GetValue(batchSize) is int bs) training = training with { BatchSize = QuickstartCommand.CheckBatchSize(bs) };
             training = training with

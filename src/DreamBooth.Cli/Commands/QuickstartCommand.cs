@@ -44,11 +44,7 @@ public static class QuickstartCommand
             }
             if (pr.GetValue(teLr) is double tl) o = o with { TextEncoderLearningRate = CheckTextEncoderLearningRate(tl) };
             if (pr.GetValue(teTraining) is { } tt) o = o with { TextEncoderTraining = TrainCommand.ParseTextEncoderTraining(tt) };
-            if (pr.GetValue(teSteps) is int ts)
-            {
-                if (ts < 0) throw new CliException($"--text-encoder-steps must be ≥ 0 (got {ts})");
-                o = o with { TextEncoderSteps = ts };
-            }
+            if (pr.GetValue(teSteps) is int ts) o = o with { TextEncoderSteps = CheckTextEncoderSteps(ts) };
             if (pr.GetValue(prior)) o = o with { PriorPreservation = false };
             if (pr.GetValue(masked) is bool m) o = o with { MaskedLoss = m };
             if (pr.GetValue(classFromCaptions) is bool c) o = o with { ClassPromptsFromCaptions = c };
@@ -79,6 +75,10 @@ public static class QuickstartCommand
     /// <summary>--batch-size of the quickstart and the mini DreamBench: at least 1.</summary>
     internal static int CheckBatchSize(int batchSize) =>
         batchSize >= 1 ? batchSize : throw new CliException($"--batch-size must be ≥ 1 (got {batchSize}); 1 or 2 fit the tiny model easily");
+
+    /// <summary>--text-encoder-steps of the quickstart and the mini DreamBench: at least 0.</summary>
+    internal static int CheckTextEncoderSteps(int steps) =>
+        steps >= 0 ? steps : throw new CliException($"--text-encoder-steps must be ≥ 0 (got {steps})");
 
     /// <summary>--text-encoder-lr of the quickstart and the mini DreamBench: in (0, 1).</summary>
     internal static double CheckTextEncoderLearningRate(double lr) =>
