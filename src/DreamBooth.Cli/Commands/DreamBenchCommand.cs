@@ -18,9 +18,9 @@ public static class DreamBenchCommand
         var masked = new Option<bool?>("--masked-loss") { Description = "Masked training with the demo subject's masks (default: the quickstart's, true; see train --masked-loss)." };
         var unmaskedWeight = new Option<double?>("--unmasked-weight") { Description = "Loss weight outside the masks (default 0.1)." };
         var batchSize = new Option<int?>("--batch-size") { Description = "Instance images per DreamBooth step (default 1; the recommended settings use 2)." };
-        var teTraining = new Option<string?>("--text-encoder-training") { Description = "What the text-encoder steps train, as train --text-encoder-training: full or identifier (default: the quickstart's)." };
-        var teLr = new Option<double?>("--text-encoder-lr") { Description = "Text-encoder learning rate (default: the quickstart's)." };
-        var teSteps = new Option<int?>("--text-encoder-steps") { Description = "Steps during which the text encoder trains too (default: the quickstart's)." };
+        var teTraining = new Option<string?>("--text-encoder-training") { Description = "What the text-encoder steps train, as train --text-encoder-training: full or identifier (default: the quickstart's, full; the recommended settings use identifier)." };
+        var teLr = new Option<double?>("--text-encoder-lr") { Description = "Text-encoder learning rate (default: the quickstart's, 1e-4; the recommended settings use 1e-3 with identifier)." };
+        var teSteps = new Option<int?>("--text-encoder-steps") { Description = "Steps during which the text encoder trains too (default: the quickstart's, 100; the recommended settings use 50)." };
         var timestepBias = new Option<string?>("--timestep-bias") { Description = "Biased timestep sampling of the DreamBooth steps, as train --timestep-bias (default: the quickstart's, none; uniform timesteps)." };
         var cmd = new Command("dreambench", "Mini DreamBench: subject fidelity, prompt fidelity and leakage for the base model and DreamBooth without / with prior preservation.")
         {
