@@ -41,6 +41,16 @@ public class TrainerTests
         return s;
     }
 
+    /// <summary>A new session trained with <paramref name="options"/> and cancelled after <paramref name="step"/>, reloaded from disk.</summary>
+    static DreamBoothSession NewSessionStoppedAfter(string folder, TrainingOptions options, int step)
+    {
+        var session = NewSession(folder, options);
+        using var cts = new CancellationTokenSource();
+        using (var model = LoadModel())
+            Assert.True(new DreamBoothTrainer(session, model).Train(new InlineProgress<TrainingProgress>(p => { if (p.Phase == "training" && p.Step == step) cts.Cancel(); }), cts.Token).Cancelled);
+        return DreamBoothSession.Load(session.Folder);
+    }
+
     public static StableDiffusionModel LoadModel() => StableDiffusionModel.FromPretrained(TestPaths.ParityPath("single-file", "tiny-sd1", "diffusers"));
 
     static Dictionary<string, torch.Tensor> Weights(StableDiffusionModel m) =>
@@ -110,11 +120,7 @@ public class TrainerTests
             Assert.True(before.Any(kv => UnetBlockLearningRates.PartOf(kv.Key) == part && !TensorAssert.BitEqual(kv.Value, after[kv.Key])), $"no {part} weight changed");
 
         // stopped after step 2 and resumed from the session (its options, three UNet groups and their optimizer state)
-        var b = NewSession(Path.Combine(dir.Path, "b"), options);
-        using var cts = new CancellationTokenSource();
-        using (var mb = LoadModel())
-            Assert.True(new DreamBoothTrainer(b, mb).Train(new InlineProgress<TrainingProgress>(p => { if (p.Phase == "training" && p.Step == 2) cts.Cancel(); }), cts.Token).Cancelled);
-        var loaded = DreamBoothSession.Load(b.Folder);
+        var loaded = NewSessionStoppedAfter(Path.Combine(dir.Path, "b"), options, 2);
         Assert.Equal(options.UnetBlockLearningRates, loaded.File.Options.UnetBlockLearningRates);
         using var mb2 = LoadModel();
         Assert.True(new DreamBoothTrainer(loaded, mb2).Train().Completed);
@@ -159,11 +165,7 @@ public class TrainerTests
         Assert.False(TensorAssert.BitEqual(base_.Unet.state_dict()["conv_in.weight"], ma.Unet.state_dict()["conv_in.weight"]));
 
         // stopped after step 1 (inside the text-encoder phase) and resumed: the same weights
-        var b = NewSession(Path.Combine(dir.Path, "b"), options);
-        using var cts = new CancellationTokenSource();
-        using (var mb = LoadModel())
-            Assert.True(new DreamBoothTrainer(b, mb).Train(new InlineProgress<TrainingProgress>(p => { if (p.Phase == "training" && p.Step == 1) cts.Cancel(); }), cts.Token).Cancelled);
-        var loaded = DreamBoothSession.Load(b.Folder);
+        var loaded = NewSessionStoppedAfter(Path.Combine(dir.Path, "b"), options, 1);
         Assert.Equal(TextEncoderTraining.IdentifierEmbeddings, loaded.File.Options.TextEncoderTraining);
         using var mb2 = LoadModel();
         Assert.True(new DreamBoothTrainer(loaded, mb2).Train().Completed);
