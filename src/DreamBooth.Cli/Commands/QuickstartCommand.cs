@@ -21,10 +21,11 @@ public static class QuickstartCommand
         var classFromCaptions = new Option<bool?>("--class-prompts-from-captions") { Description = "Class images from the instance captions minus the identifier (true/false; default: QuickstartOptions)." };
         var batchSize = new Option<int?>("--batch-size") { Description = "Instance images per DreamBooth step (default 1; the recommended settings use 2)." };
         var timestepBias = new Option<string?>("--timestep-bias") { Description = "Biased timestep sampling of the DreamBooth steps, as train --timestep-bias (default none; uniform timesteps)." };
+        var threads = new Option<int?>("--threads") { Description = "libtorch CPU threads (default 1: faster for the tiny model; images are generated on all cores either way)." };
         var smoke = new Option<bool>("--smoke") { Description = "A reduced run (a few steps) that only checks that everything works." };
         var cmd = new Command("quickstart", "DreamBooth on the embedded tiny model: session, demo subject, prior preservation, training, grids and loss chart.")
         {
-            output, model, steps, lr, teLr, teSteps, teTraining, prior, masked, classFromCaptions, timestepBias, batchSize, smoke,
+            output, model, steps, lr, teLr, teSteps, teTraining, prior, masked, classFromCaptions, timestepBias, batchSize, threads, smoke,
         };
         cmd.SetAction(pr =>
         {
@@ -49,6 +50,11 @@ public static class QuickstartCommand
             if (pr.GetValue(masked) is bool m) o = o with { MaskedLoss = m };
             if (pr.GetValue(classFromCaptions) is bool c) o = o with { ClassPromptsFromCaptions = c };
             if (pr.GetValue(batchSize) is int bs) o = o with { BatchSize = QuickstartCommand.CheckBatchSize(bs) };
+            if (pr.GetValue(threads) is int th)
+            {
+                if (th < 1) throw new CliException($"--threads must be ≥ 1 (got {th}); the quickstart default is {new QuickstartOptions().Threads}");
+                o = o with { Threads = th };
+            }
             if (pr.GetValue(timestepBias) is { } tb) o = o with { TimestepBias = TrainCommand.ParseTimestepBias(tb) };
             var bar = ConsoleProgressBar.ForStderr("dreambooth");
             var result = Quickstart.Run(o,

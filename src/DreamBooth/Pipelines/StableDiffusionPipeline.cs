@@ -26,6 +26,13 @@ public sealed class StableDiffusionPipeline
     /// <summary>Replaces the UNet call (sample, timestep, context) → prediction; benchmarks wrap the bare UNet with it.</summary>
     public Func<Tensor, Tensor, Tensor, Tensor>? UnetOverride { get; set; }
 
+    /// <summary>
+    /// On the CPU, how many images of a batch are denoised at once, each on its own thread (<see cref="CpuWorkers"/>;
+    /// default 1). With libtorch at 1 thread, one worker per core (<see cref="CpuWorkers.FillCores"/>) is the fast setting
+    /// for small models. The images are the same whatever the number; CUDA runs the whole batch in one call anyway.
+    /// </summary>
+    public int ImageWorkers { get; set; } = 1;
+
     public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         // 1. check inputs
@@ -88,23 +95,32 @@ public sealed class StableDiffusionPipeline
             using var scope = torch.NewDisposeScope();
             var input = run.ScaleModelInput(latents, i);
             var t = run.TimestepTensor(i, device);
-            var outputs = new List<Tensor>();
-            for (int s = 0; s < batch; s += micro)
+            var outputs = new Tensor[(batch + micro - 1) / micro];
+            try
             {
-                int e = Math.Min(batch, s + micro);
-                var x = input[s..e];
-                var modelInput = (cfg ? torch.cat([x, x], 0) : x).to(dtype);
-                var ctx = cfg ? torch.cat([context[s..e], context[(batch + s)..(batch + e)]], 0) : context[s..e];
-                var o = (UnetOverride ?? m.Unet.Forward)(modelInput, t, ctx).to(ScalarType.Float32);
-                if (cfg)
+                // micro-batches are independent: on the CPU several may run at once (ImageWorkers), each in its own scope
+                CpuWorkers.For(outputs.Length, device.type == DeviceType.CPU ? ImageWorkers : 1, c =>
                 {
-                    var parts = o.chunk(2, 0);
-                    o = parts[0].Plus((parts[1] - parts[0]).mul(guidance));
-                    if (request.GuidanceRescale > 0) o = RescaleGuidance(o, parts[1], request.GuidanceRescale);
-                }
-                outputs.Add(o);
+                    using var part = torch.NewDisposeScope();
+                    int s = c * micro, e = Math.Min(batch, s + micro);
+                    var x = input[s..e];
+                    var modelInput = (cfg ? torch.cat([x, x], 0) : x).to(dtype);
+                    var ctx = cfg ? torch.cat([context[s..e], context[(batch + s)..(batch + e)]], 0) : context[s..e];
+                    var o = (UnetOverride ?? m.Unet.Forward)(modelInput, t, ctx).to(ScalarType.Float32);
+                    if (cfg)
+                    {
+                        var parts = o.chunk(2, 0);
+                        o = parts[0].Plus((parts[1] - parts[0]).mul(guidance));
+                        if (request.GuidanceRescale > 0) o = RescaleGuidance(o, parts[1], request.GuidanceRescale);
+                    }
+                    outputs[c] = part.Detach(o);
+                }, cancellationToken);
             }
-            var output = outputs.Count == 1 ? outputs[0] : torch.cat(outputs, 0);
+            finally
+            {
+                scope.Attach(outputs.Where(o => o is not null));
+            }
+            var output = outputs.Length == 1 ? outputs[0] : torch.cat(outputs, 0);
             var next = run.Step(output, i, latents, noise).PrevSample;
             latents.Dispose();
             latents = next.MoveToOuterDisposeScope();

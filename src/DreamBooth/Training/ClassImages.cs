@@ -47,12 +47,15 @@ public static class ClassImages
         session.File.Concepts.ToDictionary(c => c.Name,
             c => Enumerable.Range(0, session.File.Options.NumClassImages).Count(i => !File.Exists(Path.Combine(session.ClassFolder(c), FileName(i)))));
 
-    /// <summary>Generates the missing class images of every concept (deterministic seeds: options.Seed + 100000 + index).</summary>
+    /// <summary>
+    /// Generates the missing class images of every concept (deterministic seeds: options.Seed + 100000 + index).
+    /// <paramref name="imageWorkers"/>: the pipeline's <see cref="StableDiffusionPipeline.ImageWorkers"/> (the images are the same whatever the number).
+    /// </summary>
     public static int EnsureGenerated(DreamBoothSession session, StableDiffusionModel model, Sampler sampler = Sampler.DpmPP2M,
-        double guidance = 7.5, IProgress<ClassImageProgress>? progress = null, CancellationToken ct = default)
+        double guidance = 7.5, IProgress<ClassImageProgress>? progress = null, CancellationToken ct = default, int imageWorkers = 1)
     {
         var options = session.File.Options;
-        var pipeline = new StableDiffusionPipeline(model);
+        var pipeline = new StableDiffusionPipeline(model) { ImageWorkers = imageWorkers };
         int written = 0;
         foreach (var concept in session.File.Concepts)
         {

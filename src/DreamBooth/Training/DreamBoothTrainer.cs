@@ -52,6 +52,12 @@ public sealed class DreamBoothTrainer
 
     public StableDiffusionModel Model { get; }
 
+    /// <summary>
+    /// CPU threads that generate class images at once (<see cref="StableDiffusionPipeline.ImageWorkers"/>; default 1).
+    /// Training steps are not affected; the class images are the same whatever the number.
+    /// </summary>
+    public int ImageWorkers { get; set; } = 1;
+
     /// <summary>Called after a checkpoint is written (tests use it to kill a run at a known point).</summary>
     public Action<string>? CheckpointWritten { get; set; }
 
@@ -85,7 +91,7 @@ public sealed class DreamBoothTrainer
             {
                 Report("class images", 0, message: $"generating {missing} class images with the base model");
                 ClassImages.EnsureGenerated(Session, Model, progress: new InlineProgress<ClassImageProgress>(p =>
-                    Report("class images", 0, message: $"{p.Concept}: {p.Done}/{p.Total}")), ct: cancellationToken);
+                    Report("class images", 0, message: $"{p.Concept}: {p.Done}/{p.Total}")), ct: cancellationToken, imageWorkers: ImageWorkers);
             }
         }
 
