@@ -22,9 +22,10 @@ public static class DreamBenchCommand
         var teLr = new Option<double?>("--text-encoder-lr") { Description = "Text-encoder learning rate (default: the quickstart's, 1e-4; the recommended settings use 1e-3 with identifier)." };
         var teSteps = new Option<int?>("--text-encoder-steps") { Description = "Steps during which the text encoder trains too (default: the quickstart's, 100; the recommended settings use 50)." };
         var timestepBias = new Option<string?>("--timestep-bias") { Description = "Biased timestep sampling of the DreamBooth steps, as train --timestep-bias (default: the quickstart's, none; uniform timesteps)." };
+        var threads = new Option<int?>("--threads") { Description = "libtorch CPU threads (default: the quickstart's, 1; images are generated on all cores either way)." };
         var cmd = new Command("dreambench", "Mini DreamBench: subject fidelity, prompt fidelity and leakage for the base model and DreamBooth without / with prior preservation.")
         {
-            model, work, steps, lr, seeds, trainSeeds, classFromCaptions, masked, unmaskedWeight, timestepBias, batchSize, teTraining, teLr, teSteps,
+            model, work, steps, lr, seeds, trainSeeds, classFromCaptions, masked, unmaskedWeight, timestepBias, batchSize, teTraining, teLr, teSteps, threads,
         };
         cmd.SetAction(pr =>
         {
@@ -41,6 +42,7 @@ public static class DreamBenchCommand
             if (pr.GetValue(teSteps) is int tsteps) training = training with { TextEncoderSteps = QuickstartCommand.CheckTextEncoderSteps(tsteps) };
             if (pr.GetValue(teTraining) is { } tt) training = training with { TextEncoderTraining = TrainCommand.ParseTextEncoderTraining(tt) };
             if (pr.GetValue(batchSize) is int bs) training = training with { BatchSize = QuickstartCommand.CheckBatchSize(bs) };
+            if (pr.GetValue(threads) is int th) training = training with { Threads = QuickstartCommand.CheckThreads(th) };
             training = training with
             {
                 ClassPromptsFromCaptions = pr.GetValue(classFromCaptions) ?? training.ClassPromptsFromCaptions,

@@ -50,11 +50,7 @@ public static class QuickstartCommand
             if (pr.GetValue(masked) is bool m) o = o with { MaskedLoss = m };
             if (pr.GetValue(classFromCaptions) is bool c) o = o with { ClassPromptsFromCaptions = c };
             if (pr.GetValue(batchSize) is int bs) o = o with { BatchSize = QuickstartCommand.CheckBatchSize(bs) };
-            if (pr.GetValue(threads) is int th)
-            {
-                if (th < 1) throw new CliException($"--threads must be ≥ 1 (got {th}); the quickstart default is {new QuickstartOptions().Threads}");
-                o = o with { Threads = th };
-            }
+            if (pr.GetValue(threads) is int th) o = o with { Threads = CheckThreads(th) };
             if (pr.GetValue(timestepBias) is { } tb) o = o with { TimestepBias = TrainCommand.ParseTimestepBias(tb) };
             var bar = ConsoleProgressBar.ForStderr("dreambooth");
             var result = Quickstart.Run(o,
@@ -81,6 +77,10 @@ public static class QuickstartCommand
     /// <summary>--batch-size of the quickstart and the mini DreamBench: at least 1.</summary>
     internal static int CheckBatchSize(int batchSize) =>
         batchSize >= 1 ? batchSize : throw new CliException($"--batch-size must be ≥ 1 (got {batchSize}); 1 or 2 fit the tiny model easily");
+
+    /// <summary>--threads of the quickstart and the mini DreamBench: at least 1.</summary>
+    internal static int CheckThreads(int threads) =>
+        threads >= 1 ? threads : throw new CliException($"--threads must be ≥ 1 (got {threads}); the default, {new QuickstartOptions().Threads}, is the fast one for the tiny model");
 
     /// <summary>--text-encoder-steps of the quickstart and the mini DreamBench: at least 0.</summary>
     internal static int CheckTextEncoderSteps(int steps) =>

@@ -68,6 +68,7 @@ public static class CpuWorkers
         {
             Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = workers, CancellationToken = cancellationToken }, i =>
             {
+                cancellationToken.ThrowIfCancellationRequested(); // Parallel.For itself checks only now and then
                 // libtorch keeps thread count and grad mode per thread: a pool thread takes the caller's
                 if (torch.get_num_threads() != threads) torch.set_num_threads(threads);
                 using var gradMode = torch.enable_grad(grad);

@@ -121,13 +121,17 @@ public static class DreamBench
     /// <summary>The identifier prompt with the identifier removed ("a zwx diamond …" → "a diamond …").</summary>
     public static string ClassVersion(string prompt) => Training.ClassImages.WithoutIdentifier(prompt, DemoSubject.Identifier);
 
+    /// <summary>
+    /// Scores <paramref name="model"/> on <paramref name="prompts"/>; <paramref name="imageWorkers"/>: images of a prompt
+    /// generated at once on the CPU (<see cref="StableDiffusionPipeline.ImageWorkers"/>; the scores are the same whatever the number).
+    /// </summary>
     public static DreamBenchScores Evaluate(StableDiffusionModel model, string name, DreamBenchOptions? options = null,
-        IReadOnlyList<string>? prompts = null, IProgress<string>? progress = null, CancellationToken ct = default)
+        IReadOnlyList<string>? prompts = null, IProgress<string>? progress = null, CancellationToken ct = default, int imageWorkers = 1)
     {
         options ??= new DreamBenchOptions();
         options.Validate();
         prompts ??= DemoSubject.RecontextualisationPrompts;
-        var pipe = new StableDiffusionPipeline(model);
+        var pipe = new StableDiffusionPipeline(model) { ImageWorkers = imageWorkers };
         double fidelitySum = 0, outline = 0, pattern = 0, color = 0;
         int obeyed = 0, subjectImages = 0, leaked = 0, classImages = 0;
         foreach (var prompt in prompts)
@@ -165,6 +169,7 @@ public static class DreamBench
     /// <paramref name="workFolder"/>). With <paramref name="trainingSeeds"/> each DreamBooth row is the mean over those
     /// training seeds (class images, data order and noise change with the seed, and the scores with them: measured
     /// 0.55 / 0.14 / 0.21 subject fidelity for seeds 1234 / 1 / 2); default: <paramref name="training"/>'s seed alone.
+    /// Runs with <paramref name="training"/>'s libtorch threads and image workers, as the quickstart does.
     /// </summary>
     public static IReadOnlyList<DreamBenchScores> Compare(QuickstartOptions training, string workFolder, DreamBenchOptions? options = null,
         IReadOnlyList<string>? prompts = null, IProgress<string>? progress = null, CancellationToken ct = default, IReadOnlyList<long>? trainingSeeds = null)
@@ -172,9 +177,11 @@ public static class DreamBench
         ArgumentNullException.ThrowIfNull(training);
         trainingSeeds ??= [training.Seed];
         if (trainingSeeds.Count == 0) throw new ArgumentException("give at least one training seed", nameof(trainingSeeds));
+        using var threads = CpuWorkers.UseThreads(training.Threads);
+        int workers = training.EffectiveImageWorkers;
         var results = new List<DreamBenchScores>();
         using (var baseModel = ModelSource.Load(training.Model))
-            results.Add(Evaluate(baseModel, "base model", options, prompts, progress, ct));
+            results.Add(Evaluate(baseModel, "base model", options, prompts, progress, ct, workers));
         foreach (var prior in new[] { false, true })
         {
             var name = prior ? "DreamBooth + prior preservation" : "DreamBooth, no prior preservation";
@@ -185,7 +192,7 @@ public static class DreamBench
                 if (Directory.Exists(folder)) Directory.Delete(folder, true);
                 using var model = ModelSource.Load(training.Model);
                 Quickstart.Train(training with { PriorPreservation = prior, Seed = seed }, model, folder, progress, null, ct);
-                runs.Add(Evaluate(model, trainingSeeds.Count > 1 ? $"{name} (seed {seed})" : name, options, prompts, progress, ct));
+                runs.Add(Evaluate(model, trainingSeeds.Count > 1 ? $"{name} (seed {seed})" : name, options, prompts, progress, ct, workers));
                 if (trainingSeeds.Count > 1) progress?.Report(runs[^1].ToString());
             }
             results.Add(runs.Count == 1 ? runs[0] : DreamBenchScores.Average(name, runs));

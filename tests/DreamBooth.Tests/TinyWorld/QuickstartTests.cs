@@ -176,8 +176,11 @@ public class DreamBenchAverageTests
             Assert.NotEqual(0, batch.Code);
             Assert.Contains("--batch-size must be ≥ 1 (got 0)", batch.Err);
         }
-        var threads = DreamBooth.Tests.Cli.CliHarness.Run("quickstart", "--threads", "0");
-        Assert.NotEqual(0, threads.Code);
-        Assert.Contains("--threads must be ≥ 1 (got 0)", threads.Err);
+        foreach (var args in new[] { new[] { "quickstart", "--threads", "0" }, ["tinyworld", "dreambench", "--threads", "0"] })
+        {
+            var threads = DreamBooth.Tests.Cli.CliHarness.Run(args);
+            Assert.NotEqual(0, threads.Code);
+            Assert.Contains("--threads must be ≥ 1 (got 0)", threads.Err);
+        }
     }
 }
